@@ -1,0 +1,114 @@
+/**
+ * EC keys as node:crypto KeyObjects, built from and exported to the raw forms the protocol
+ * carries (uncompressed points 04||X||Y, 32-byte scalars). Node's JWK has no brainpool, so the
+ * SPKI and PKCS#8 DER are built here.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { children, readOid, readSingle } from '../der/reader.ts';
+import { U } from '../der/tag.ts';
+import { bitString, integer, octets, oid, sequence } from '../der/writer.ts';
+import { CryptoError, HandoverError } from '../errors.ts';
+import { CURVE_OID, type Curve, curveFromOid, EC_PUBLIC_KEY_OID, OPENSSL_NAME } from './curves.ts';
+
+export interface EcKeyPair {
+  readonly curve: Curve;
+  readonly privateKey: KeyObject;
+  readonly publicKey: KeyObject;
+  /** Uncompressed point, 65 bytes. */
+  readonly publicPoint: Uint8Array;
+}
+
+export function generateKeyPair(curve: Curve): EcKeyPair {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: OPENSSL_NAME[curve] });
+  return { curve, privateKey, publicKey, publicPoint: publicPointOf(publicKey) };
+}
+
+export function spkiDer(curve: Curve, point: Uint8Array): Uint8Array {
+  return sequence(sequence(oid(EC_PUBLIC_KEY_OID), oid(CURVE_OID[curve])), bitString(point));
+}
+
+/** A public key from an uncompressed point; the point must lie on the curve. */
+export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
+  if (point.length !== 65 || point[0] !== 0x04) {
+    throw new CryptoError('InvalidPoint', 'public key must be an uncompressed point (65 bytes, 04||X||Y)');
+  }
+  try {
+    return createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
+  } catch {
+    throw new CryptoError('InvalidPoint', `public key is not a point on ${curve}`);
+  }
+}
+
+export function privateKeyFromScalar(curve: Curve, scalar: Uint8Array): KeyObject {
+  const ecPrivateKey = sequence(integer(U.integer, 1), octets(U.octetString, scalar));
+  const pkcs8 = sequence(
+    integer(U.integer, 0),
+    sequence(oid(EC_PUBLIC_KEY_OID), oid(CURVE_OID[curve])),
+    octets(U.octetString, ecPrivateKey),
+  );
+  try {
+    return createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
+  } catch {
+    throw new CryptoError('InvalidKey', `not a valid private scalar for ${curve}`);
+  }
+}
+
+/** Reads the curve and the uncompressed point of an EC public (or private) key. */
+export function publicPointOf(key: KeyObject): Uint8Array {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  const spki = new Uint8Array(pub.export({ format: 'der', type: 'spki' }));
+  const parts = children(readSingle(spki, 'SubjectPublicKeyInfo'), 'SubjectPublicKeyInfo');
+  const bits = parts[1];
+  if (!bits || bits.value[0] !== 0) throw new CryptoError('InvalidKey', 'bad SubjectPublicKeyInfo');
+  return Uint8Array.from(bits.value.subarray(1));
+}
+
+export function curveOfKey(key: KeyObject): Curve {
+  const details = key.asymmetricKeyDetails;
+  if (key.asymmetricKeyType !== 'ec' || !details?.namedCurve) {
+    throw new CryptoError('UnsupportedCurve', 'key is not an EC key on a named curve');
+  }
+  if (details.namedCurve === 'prime256v1') return 'p256';
+  if (details.namedCurve === 'brainpoolP256r1') return 'brainpoolP256r1';
+  throw new CryptoError(
+    'UnsupportedCurve',
+    `curve ${details.namedCurve} is not supported (p256, brainpoolP256r1)`,
+  );
+}
+
+/** The curve named in an SPKI's algorithm parameters, or undefined when it is not one of ours. */
+export function curveOfSpki(spki: Uint8Array): Curve | undefined {
+  const parts = children(readSingle(spki, 'SubjectPublicKeyInfo'), 'SubjectPublicKeyInfo');
+  const alg = parts[0] ? children(parts[0], 'AlgorithmIdentifier') : [];
+  if (!alg[0] || readOid(alg[0], 'algorithm') !== EC_PUBLIC_KEY_OID || !alg[1] || alg[1].num !== 6)
+    return undefined;
+  return curveFromOid(readOid(alg[1], 'namedCurve'));
+}
+
+/**
+ * Loads a private key from PEM: PKCS#8 ("PRIVATE KEY") or SEC1 ("EC PRIVATE KEY", with or
+ * without a preceding "EC PARAMETERS" block, as the SGP.26 files have).
+ */
+export function loadPrivateKeyPem(pem: string): KeyObject {
+  const blocks = [...pem.matchAll(/-----BEGIN ([A-Z ]+)-----([\s\S]*?)-----END \1-----/g)];
+  const block = blocks.find((b) => b[1] === 'PRIVATE KEY' || b[1] === 'EC PRIVATE KEY');
+  if (!block)
+    throw new HandoverError('InvalidKeyFile', 'no "PRIVATE KEY" or "EC PRIVATE KEY" PEM block found');
+  try {
+    const der = Buffer.from(block[2]!.replace(/\s+/g, ''), 'base64');
+    const key = createPrivateKey({
+      key: der,
+      format: 'der',
+      type: block[1] === 'PRIVATE KEY' ? 'pkcs8' : 'sec1',
+    });
+    curveOfKey(key);
+    return key;
+  } catch (e) {
+    if (e instanceof HandoverError) throw e;
+    throw new HandoverError('InvalidKeyFile', 'the private key PEM block does not decode as an EC key');
+  }
+}
+
+export function privateKeyToPem(key: KeyObject): string {
+  return key.export({ format: 'pem', type: 'pkcs8' }).toString();
+}
