@@ -177,9 +177,9 @@ export function readBoolean(tlv: Tlv, field: string): boolean {
   throw new MalformedMessage(field, 'DER BOOLEAN must be 00 or FF');
 }
 
-const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d*[1-9]))?Z$/;
+const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
 
-/** DER GeneralizedTime: YYYYMMDDHHMMSS[.fff]Z, no trailing zeros in the fraction. */
+/** GeneralizedTime as RFC 5280 and this protocol use it: YYYYMMDDHHMMSSZ, no fractional seconds. */
 export function readGeneralizedTime(tlv: Tlv, field: string): Date {
   const text = readAscii(tlv, field);
   const m = GENERALIZED_TIME.exec(text);
@@ -215,8 +215,7 @@ function parseTimeParts(m: ArrayLike<string | undefined>, field: string, text: s
     number,
     number,
   ];
-  const frac = m[7] ? Number(`0.${m[7]}`) : 0;
-  const ms = Date.UTC(y, mo - 1, d, h, mi, s) + Math.floor(frac * 1000);
+  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
   const date = new Date(ms);
   if (
     date.getUTCFullYear() !== y ||
