@@ -13,8 +13,12 @@ function mod97(digits: string): number {
   return r;
 }
 
+/**
+ * True when the last two digits are the ISO 7064 check value of the first 30 (02..98). This
+ * implies "the whole number mod 97 equals 1" and also refuses the non-canonical 01 for 98.
+ */
 export function eidChecksumValid(eid: string): boolean {
-  return EID_DIGITS.test(eid) && mod97(eid) === 1;
+  return EID_DIGITS.test(eid) && eid.slice(30) === eidCheckDigits(eid.slice(0, 30));
 }
 
 /** Computes the two check digits for the first 30 digits of an EID. */
@@ -34,7 +38,7 @@ export function parseEid(text: string): string {
   if (!EID_DIGITS.test(text)) {
     throw new InvalidInput('InvalidEid', `EID must be 32 decimal digits, got "${text.slice(0, 40)}"`);
   }
-  if (mod97(text) !== 1) throw new InvalidInput('InvalidEid', `EID ${text} fails the mod-97 check`);
+  if (!eidChecksumValid(text)) throw new InvalidInput('InvalidEid', `EID ${text} fails the mod-97 check`);
   return text;
 }
 

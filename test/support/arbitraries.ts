@@ -1,5 +1,6 @@
 /** fast-check generators for every message of PROTOCOL.md §5, as (type, expected value, DER bytes). */
 import fc from 'fast-check';
+import { isPrintable } from '../../src/protocol/asn1/fields.ts';
 import {
   encodeHandoverCommand,
   encodeHandoverCommandData,
@@ -46,7 +47,7 @@ const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
 export const eidArb = fc.stringMatching(/^\d{30}$/).map(makeEid);
 export const smIdArb = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 40 })
-  .filter((s) => !/[\u0000-\u001f\u007f-\u009f]/.test(s))
+  .filter(isPrintable)
   .filter((s) => {
     const n = new TextEncoder().encode(s).length;
     return n >= 1 && n <= 128;

@@ -124,14 +124,26 @@ const DECODERS: readonly (readonly [Tag, Decoder])[] = [
   [TAG_CHIP_RESULT_DATA, (t) => ({ type: 'ChipResultData', value: chipResultDataCodec.decodeData(t) })],
   [TAG_CHIP_RESULT, (t) => ({ type: 'ChipResult', value: readChipResult(t) })],
   [TAG_KEY_DERIVATION_INFO, (t) => ({ type: 'KeyDerivationInfo', value: readKeyDerivationInfo(t) })],
-  [TAG_GET_CHIP_INFO, (t) => (readEmpty(t, 'GetChipInfo'), { type: 'GetChipInfo', value: {} })],
+  [
+    TAG_GET_CHIP_INFO,
+    (t) => {
+      readEmpty(t, 'GetChipInfo');
+      return { type: 'GetChipInfo', value: {} };
+    },
+  ],
   [TAG_CHIP_INFO, (t) => ({ type: 'ChipInfo', value: readChipInfo(t) })],
   [
     TAG_CONFIRM_PROFILE_SWITCH_DATA,
     (t) => ({ type: 'ConfirmProfileSwitchData', value: confirmProfileSwitchDataCodec.decodeData(t) }),
   ],
   [TAG_CONFIRM_PROFILE_SWITCH, (t) => ({ type: 'ConfirmProfileSwitch', value: readConfirmProfileSwitch(t) })],
-  [TAG_PROFILE_ROLLBACK, (t) => (readEmpty(t, 'ProfileRollback'), { type: 'ProfileRollback', value: {} })],
+  [
+    TAG_PROFILE_ROLLBACK,
+    (t) => {
+      readEmpty(t, 'ProfileRollback');
+      return { type: 'ProfileRollback', value: {} };
+    },
+  ],
 ];
 
 /** Decodes one complete message; throws MalformedMessage naming the field for anything else. */

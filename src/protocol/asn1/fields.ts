@@ -18,8 +18,14 @@ export const eidField = {
   encode: (tag: Tag, eid: string): Uint8Array => octets(tag, eidToBcd(eid)),
 };
 
-// C0 and C1 controls and DEL are not printable.
-const NON_PRINTABLE = /[\u0000-\u001f\u007f-\u009f]/;
+/** False for C0 and C1 control characters and DEL, which are not printable. */
+export function isPrintable(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;
+  }
+  return true;
+}
 
 /** SmId ::= UTF8String (SIZE(1..128)), printable (PROTOCOL.md §2). */
 export const smIdField = {
@@ -28,7 +34,7 @@ export const smIdField = {
 };
 
 export function printable(s: string, field: string): string {
-  if (NON_PRINTABLE.test(s)) throw new MalformedMessage(field, 'contains control characters');
+  if (!isPrintable(s)) throw new MalformedMessage(field, 'contains control characters');
   return s;
 }
 

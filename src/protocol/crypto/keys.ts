@@ -5,10 +5,18 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { children, readOid, readSingle } from '../der/reader.ts';
-import { U } from '../der/tag.ts';
+import { sameTag, U } from '../der/tag.ts';
 import { bitString, integer, octets, oid, sequence } from '../der/writer.ts';
 import { CryptoError, HandoverError } from '../errors.ts';
-import { CURVE_OID, type Curve, curveFromOid, EC_PUBLIC_KEY_OID, OPENSSL_NAME } from './curves.ts';
+import {
+  CURVE_OID,
+  CURVE_ORDER,
+  CURVES,
+  type Curve,
+  curveFromOid,
+  EC_PUBLIC_KEY_OID,
+  OPENSSL_NAME,
+} from './curves.ts';
 
 export interface EcKeyPair {
   readonly curve: Curve;
@@ -39,7 +47,31 @@ export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
   }
 }
 
+/**
+ * A public key from a DER SubjectPublicKeyInfo, strictly: id-ecPublicKey, one of our named
+ * curves, an uncompressed point on that curve, and exactly the DER encoding. Explicit curve
+ * parameters, compressed points and BER variants are rejected (OpenSSL alone accepts some).
+ */
+export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
+  if (spki.length > 65) {
+    const point = spki.subarray(spki.length - 65);
+    for (const curve of CURVES) {
+      if (Buffer.from(spkiDer(curve, point)).equals(spki)) return publicKeyFromPoint(curve, point);
+    }
+  }
+  throw new CryptoError(
+    'InvalidKey',
+    'public key must be a DER SubjectPublicKeyInfo with a named curve (p256, brainpoolP256r1) and an uncompressed point',
+  );
+}
+
+/** A private key from its scalar: exactly 32 bytes, big-endian, in [1, n-1]. */
 export function privateKeyFromScalar(curve: Curve, scalar: Uint8Array): KeyObject {
+  if (scalar.length !== 32) throw new CryptoError('InvalidKey', 'a private scalar must be 32 bytes');
+  const d = BigInt(`0x${Buffer.from(scalar).toString('hex')}`);
+  if (d === 0n || d >= CURVE_ORDER[curve]) {
+    throw new CryptoError('InvalidKey', `private scalar is out of range for ${curve}`);
+  }
   const ecPrivateKey = sequence(integer(U.integer, 1), octets(U.octetString, scalar));
   const pkcs8 = sequence(
     integer(U.integer, 0),
@@ -59,7 +91,7 @@ export function publicPointOf(key: KeyObject): Uint8Array {
   const spki = new Uint8Array(pub.export({ format: 'der', type: 'spki' }));
   const parts = children(readSingle(spki, 'SubjectPublicKeyInfo'), 'SubjectPublicKeyInfo');
   const bits = parts[1];
-  if (!bits || bits.value[0] !== 0) throw new CryptoError('InvalidKey', 'bad SubjectPublicKeyInfo');
+  if (bits?.value[0] !== 0) throw new CryptoError('InvalidKey', 'bad SubjectPublicKeyInfo');
   return Uint8Array.from(bits.value.subarray(1));
 }
 
@@ -79,9 +111,10 @@ export function curveOfKey(key: KeyObject): Curve {
 /** The curve named in an SPKI's algorithm parameters, or undefined when it is not one of ours. */
 export function curveOfSpki(spki: Uint8Array): Curve | undefined {
   const parts = children(readSingle(spki, 'SubjectPublicKeyInfo'), 'SubjectPublicKeyInfo');
-  const alg = parts[0] ? children(parts[0], 'AlgorithmIdentifier') : [];
-  if (!alg[0] || readOid(alg[0], 'algorithm') !== EC_PUBLIC_KEY_OID || !alg[1] || alg[1].num !== 6)
+  const alg = parts[0] && sameTag(parts[0], U.sequence) ? children(parts[0], 'AlgorithmIdentifier') : [];
+  if (!alg[0] || !sameTag(alg[0], U.oid) || readOid(alg[0], 'algorithm') !== EC_PUBLIC_KEY_OID)
     return undefined;
+  if (!alg[1] || !sameTag(alg[1], U.oid)) return undefined;
   return curveFromOid(readOid(alg[1], 'namedCurve'));
 }
 
