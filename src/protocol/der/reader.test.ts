@@ -61,7 +61,7 @@ test('OID round trip and tag bytes for high tag numbers', () => {
     '2.25.212440251162100429061593064612372102160',
   ]) {
     const t = readSingle(oid(o), 'oid');
-    if (o.length < 30) assert.equal(readOid(t, 'oid'), o);
+    assert.equal(readOid(t, 'oid'), o);
   }
   assert.deepEqual(tagBytes({ cls: 1, constructed: false, num: 55 }), hex('5f37'));
   assert.deepEqual(tagBytes(ctx(9, true)), hex('a9'));

@@ -232,24 +232,24 @@ function parseTimeParts(m: ArrayLike<string | undefined>, field: string, text: s
   return date;
 }
 
+/** OBJECT IDENTIFIER with arcs of any size (X.667 UUID arcs under 2.25 are 128-bit). */
 export function readOid(tlv: Tlv, field: string): string {
   if (tlv.constructed || tlv.value.length === 0) throw new MalformedMessage(field, 'bad OBJECT IDENTIFIER');
-  const arcs: number[] = [];
-  let n = 0;
+  const arcs: bigint[] = [];
+  let n = 0n;
   let started = false;
   for (const b of tlv.value) {
     if (!started && b === 0x80) throw new MalformedMessage(field, 'non-minimal OID arc');
     started = true;
-    n = n * 128 + (b & 0x7f);
-    if (n > Number.MAX_SAFE_INTEGER / 128) throw new MalformedMessage(field, 'OID arc too large');
+    n = (n << 7n) | BigInt(b & 0x7f);
     if ((b & 0x80) === 0) {
       arcs.push(n);
-      n = 0;
+      n = 0n;
       started = false;
     }
   }
   if (started) throw new MalformedMessage(field, 'truncated OID');
   const head = arcs.shift()!;
-  const a = head < 40 ? 0 : head < 80 ? 1 : 2;
-  return [a, head - a * 40, ...arcs].join('.');
+  const a = head < 40n ? 0n : head < 80n ? 1n : 2n;
+  return [a, head - a * 40n, ...arcs].join('.');
 }
