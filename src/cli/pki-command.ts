@@ -2,6 +2,7 @@
  * `handover pki init`: writes a development PKI folder (CI, EUM, SMs; PROTOCOL.md §3).
  * `handover pki verify`: validates a certificate chain and prints one JSON verdict
  * (exit 0 valid, 1 invalid, 2 usage error).
+ * `handover pki issue`: one certificate under an existing issuer (pki-issue-command.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -10,6 +11,7 @@ import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 import { type Certificate, CertificateError, loadCertificates } from '../protocol/pki/certificate.ts';
 import { createDevPki, DEFAULT_EID_PREFIX, DEFAULT_EUM_ORG } from '../protocol/pki/dev-pki.ts';
 import { type CertificateRole, roleOf, validateChain } from '../protocol/pki/validate.ts';
+import { registerPkiIssueCommand } from './pki-issue-command.ts';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
 
@@ -113,7 +115,7 @@ function claimedRole(leaf: Certificate | undefined): { role?: CertificateRole } 
 export function registerPkiCommands(program: Command): void {
   const pki = program
     .command('pki')
-    .description('certificates (PROTOCOL.md §3): a development PKI, chain checks');
+    .description('certificates (PROTOCOL.md §3): a development PKI, chain checks, issuing');
 
   pki
     .command('init')
@@ -170,4 +172,6 @@ export function registerPkiCommands(program: Command): void {
       process.stdout.write(`${JSON.stringify(verdict)}\n`);
       process.exitCode = verdict.valid ? 0 : 1;
     });
+
+  registerPkiIssueCommand(pki);
 }
