@@ -1,0 +1,49 @@
+/**
+ * Refusals of a subscription manager, each with a stable code (PROTOCOL.md §6, §9: errors carry
+ * stable codes). Callers branch on `code`. Messages and details never carry secrets.
+ */
+import { HandoverError } from '../protocol/errors.ts';
+
+export type SmErrorCode =
+  // input and authorisation
+  | 'InvalidInput'
+  | 'MalformedMessage'
+  | 'NotAuthorised'
+  // chips
+  | 'ChipNotManaged'
+  | 'ChipExists'
+  | 'ChipCertificateInvalid'
+  | 'EidMismatch'
+  // peers
+  | 'UnknownPeer'
+  | 'PeerCertificateInvalid'
+  // §6.1 authorisation of a permission
+  | 'TransferPending'
+  | 'ChipLocked'
+  | 'UnlockCodeInvalid'
+  | 'LockedOut'
+  // §6.3 checks of a transfer request
+  | 'BadSignature'
+  | 'WrongSm'
+  | 'PermissionExpired'
+  | 'PermissionReused'
+  | 'NoMatchingOrder'
+  | 'OrderPending'
+  | 'ActivationCodeMismatch'
+  | 'InvalidOneTimeKey'
+  // §6.4-6.6 results
+  | 'UnknownTransfer'
+  | 'UnknownPermission'
+  | 'ResultMismatch'
+  | 'ReceiptInvalid'
+  | 'InvalidState'
+  | 'TransferEnded'
+  // store constraints
+  | 'CounterReused';
+
+export class SmError extends HandoverError {
+  declare readonly code: SmErrorCode;
+  constructor(code: SmErrorCode, message: string, details: Record<string, unknown> = {}) {
+    super(code, message, details);
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Maintenance (PROTOCOL.md §6.6). Current SM: an approval that never came, or a permission never
+ * fetched by the device, expires; a delivered permission past notAfter is withdrawn with a signed
+ * CancelPermission (counter + 1 in the same transaction), and only the chip's answer ends it.
+ * New SM: an order past its time expires, unless keys are established: then it waits for the
+ * chip's word, never assuming failure on its own.
+ */
+import { encodeCancelPermission, encodeCancelPermissionData } from '../protocol/asn1/results.ts';
+import type { SmContext } from './config.ts';
+import { advance, CURRENT_SM } from './domain/transfer-states.ts';
+import { audit, hex, notifyOperator, queueDevice, queuePeer, retireDeviceMessages } from './effects.ts';
+import { endIncoming } from './port-in.ts';
+import type { OutgoingTransfer, StoreTx, TransferRecord } from './store/types.ts';
+
+export interface ExpiryReport {
+  /** Transfers that ended as expired. */
+  readonly expired: string[];
+  /** Transfers for which a CancelPermission was issued. */
+  readonly cancelsIssued: string[];
+}
+
+const past = (deadline: Date | undefined, now: Date): boolean =>
+  deadline !== undefined && now.getTime() > deadline.getTime();
+
+async function expireOutgoing(
+  tx: StoreTx,
+  ctx: SmContext,
+  t: OutgoingTransfer,
+  reason: string,
+): Promise<void> {
+  const now = ctx.clock();
+  const { approvalDeadline: _d, ...rest } = t;
+  const state = advance(CURRENT_SM, t.state, 'expire');
+  await tx.saveTransfer({ ...rest, state, endReason: reason, updatedAt: now });
+  await retireDeviceMessages(tx, { eid: t.eid, transferId: t.id });
+  if (t.permission) await tx.updateChip(t.eid, { status: 'managed', updatedAt: now });
+  const base = { actor: 'system', operatorId: t.operatorId, eid: t.eid, transferId: t.id };
+  await audit(tx, ctx, { ...base, action: 'transferExpired', details: { reason } });
+  await notifyOperator(tx, ctx, t.operatorId, 'transferExpired', { eid: t.eid, transferId: t.id, state });
+  if (t.origin === 'peer' && t.peerAskId !== undefined) {
+    await queuePeer(
+      tx,
+      ctx,
+      t.peerSmId,
+      { type: 'AskOutcome', askId: t.peerAskId, eid: t.eid, outcome: 'expired' },
+      { eid: t.eid, transferId: t.id },
+    );
+  }
+}
+
+async function issueCancel(tx: StoreTx, ctx: SmContext, t: OutgoingTransfer): Promise<void> {
+  const chip = (await tx.getChip(t.eid))!;
+  const counterValue = chip.counter + 1;
+  await tx.useCounter(t.eid, counterValue);
+  const dataRaw = encodeCancelPermissionData({
+    permissionId: t.permissionId!,
+    eid: t.eid,
+    currentSmId: ctx.smId,
+    counterValue,
+  });
+  const message = encodeCancelPermission(dataRaw, ctx.signer.sign(dataRaw));
+  const now = ctx.clock();
+  await tx.saveTransfer({ ...t, cancel: { counterValue, message, issuedAt: now }, updatedAt: now });
+  await retireDeviceMessages(tx, { eid: t.eid, transferId: t.id }, ['TransferPermissionMessage']);
+  await queueDevice(tx, ctx, 'CancelPermission', message, { eid: t.eid, transferId: t.id });
+  await audit(tx, ctx, {
+    actor: 'system',
+    action: 'cancelIssued',
+    operatorId: t.operatorId,
+    eid: t.eid,
+    transferId: t.id,
+    details: { permissionId: hex(t.permissionId!), counterValue },
+  });
+}
+
+/** What expiry does to one transfer now, inside its own transaction. */
+async function expireOne(
+  tx: StoreTx,
+  ctx: SmContext,
+  id: string,
+  now: Date,
+  report: ExpiryReport,
+): Promise<void> {
+  const t: TransferRecord | undefined = await tx.getTransfer(id);
+  if (!t) return;
+  if (t.direction === 'incoming') {
+    const waiting = t.state === 'ordered' || t.state === 'asked' || t.state === 'permitted';
+    if (waiting && past(t.expiresAt, now)) {
+      await endIncoming(tx, ctx, t, 'expire', 'orderExpired', 'system');
+      report.expired.push(t.id);
+    }
+    return;
+  }
+  if (t.state === 'awaitingApproval' && past(t.approvalDeadline, now)) {
+    await expireOutgoing(tx, ctx, t, 'approvalTimeout');
+    report.expired.push(t.id);
+  } else if (t.state === 'permitted' && past(t.permission?.notAfter, now)) {
+    await expireOutgoing(tx, ctx, t, 'notDelivered');
+    report.expired.push(t.id);
+  } else if (t.state === 'delivered' && !t.cancel && past(t.permission?.notAfter, now)) {
+    await issueCancel(tx, ctx, t);
+    report.cancelsIssued.push(t.id);
+  }
+}
+
+export async function expire(ctx: SmContext, now: Date = ctx.clock()): Promise<ExpiryReport> {
+  const report: ExpiryReport = { expired: [], cancelsIssued: [] };
+  const candidates = await ctx.store.transaction((tx) =>
+    tx.listTransfers({ states: ['awaitingApproval', 'permitted', 'delivered', 'ordered', 'asked'] }),
+  );
+  for (const { id } of candidates) await ctx.store.transaction((tx) => expireOne(tx, ctx, id, now, report));
+  return report;
+}

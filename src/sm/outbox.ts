@@ -1,0 +1,158 @@
+/**
+ * Delivers the outbox's peer messages and operator notifications (ARCHITECTURE.md: the shell
+ * acts). An item is read in one transaction, sent with no transaction open (the peer may call
+ * back), and its result written in another, together with what the reply changes here. A
+ * failure is retried with exponential backoff until acknowledged; a peer's typed refusal of a
+ * TransferAsk is final (the port-in fails with the peer's code). Receivers are idempotent, so a
+ * message delivered twice (crash between send and write) has one effect.
+ */
+import { HandoverError } from '../protocol/errors.ts';
+import type { SmContext } from './config.ts';
+import type { OperatorNotifier, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
+import { askAccepted, askRefused } from './port-in.ts';
+import type { Delivery, OperatorOutboxItem, PeerOutboxItem, StoreTx } from './store/types.ts';
+
+export interface DrainReport {
+  readonly delivered: number;
+  readonly refused: number;
+  readonly retried: number;
+}
+
+type Sendable = PeerOutboxItem | OperatorOutboxItem;
+
+function errorOf(e: unknown): { code: string; message: string } {
+  if (e instanceof HandoverError) return { code: e.code, message: e.message };
+  return { code: 'DeliveryFailed', message: e instanceof Error ? e.message : String(e) };
+}
+
+function retryLater(ctx: SmContext, item: Delivery, e: unknown): Delivery {
+  const delay = Math.min(ctx.backoff.maxMs, ctx.backoff.baseMs * 2 ** Math.min(item.attempts, 30));
+  return {
+    state: 'pending',
+    attempts: item.attempts + 1,
+    nextAttemptAt: new Date(ctx.clock().getTime() + delay),
+    lastError: errorOf(e),
+  };
+}
+
+/** Once delivered, a secret travelling with a message is not kept. */
+function withoutSecrets(m: PeerMessage): PeerMessage {
+  if (m.type !== 'TransferAsk' || m.unlockCode === undefined) return m;
+  const { unlockCode: _u, ...rest } = m;
+  return rest;
+}
+
+/** Writes the item's new delivery state, if nobody else wrote it meanwhile. */
+async function settle(
+  tx: StoreTx,
+  item: Sendable,
+  delivery: Delivery,
+  message?: PeerMessage,
+): Promise<boolean> {
+  const current = await tx.getOutbox(item.id);
+  if (
+    !current ||
+    current.channel === 'device' ||
+    current.state !== 'pending' ||
+    current.attempts !== item.attempts
+  ) {
+    return false;
+  }
+  const { lastError: _e, deliveredAt: _d, ...rest } = current;
+  const next = { ...rest, ...delivery, ...(message && current.channel === 'peer' && { message }) };
+  await tx.saveOutbox(next as Sendable);
+  return true;
+}
+
+async function sendPeer(
+  ctx: SmContext,
+  transport: PeerTransport,
+  item: PeerOutboxItem,
+): Promise<keyof DrainReport> {
+  const entry = ctx.directory.get(item.targetSmId);
+  let reply: PeerReply;
+  try {
+    if (!entry) throw new HandoverError('UnknownPeer', `${item.targetSmId} is not in the directory`);
+    reply = await transport.send(ctx.smId, { smId: item.targetSmId, address: entry.address }, item.message);
+  } catch (e) {
+    const finalRefusal =
+      e instanceof HandoverError && item.message.type === 'TransferAsk' && entry !== undefined;
+    return ctx.store.transaction(async (tx): Promise<keyof DrainReport> => {
+      if (!finalRefusal) {
+        await settle(tx, item, retryLater(ctx, item, e));
+        return 'retried';
+      }
+      const now = ctx.clock();
+      const refused: Delivery = {
+        state: 'refused',
+        attempts: item.attempts + 1,
+        nextAttemptAt: now,
+        lastError: errorOf(e),
+      };
+      if ((await settle(tx, item, refused, withoutSecrets(item.message))) && item.transferId !== undefined) {
+        await askRefused(tx, ctx, item.transferId, errorOf(e).code);
+      }
+      return 'refused';
+    });
+  }
+  return ctx.store.transaction(async (tx): Promise<keyof DrainReport> => {
+    const now = ctx.clock();
+    const done: Delivery = {
+      state: 'delivered',
+      attempts: item.attempts + 1,
+      nextAttemptAt: now,
+      deliveredAt: now,
+    };
+    const settled = await settle(tx, item, done, withoutSecrets(item.message));
+    if (settled && reply.type === 'TransferAskAccepted' && item.transferId !== undefined) {
+      await askAccepted(tx, ctx, item.transferId, reply);
+    }
+    return 'delivered';
+  });
+}
+
+async function sendOperator(
+  ctx: SmContext,
+  notifier: OperatorNotifier,
+  item: OperatorOutboxItem,
+): Promise<keyof DrainReport> {
+  try {
+    await notifier.notify(item.operatorId, item.notification);
+  } catch (e) {
+    await ctx.store.transaction((tx) => settle(tx, item, retryLater(ctx, item, e)));
+    return 'retried';
+  }
+  const now = ctx.clock();
+  await ctx.store.transaction((tx) =>
+    settle(tx, item, {
+      state: 'delivered',
+      attempts: item.attempts + 1,
+      nextAttemptAt: now,
+      deliveredAt: now,
+    }),
+  );
+  return 'delivered';
+}
+
+/** Sends everything due now. Operator notifications wait in the outbox when no notifier is given. */
+export async function drainOutbox(
+  ctx: SmContext,
+  transport: PeerTransport,
+  notifier?: OperatorNotifier,
+): Promise<DrainReport> {
+  const now = ctx.clock();
+  const due = (await ctx.store.transaction((tx) => tx.listOutbox({ states: ['pending'], dueAt: now })))
+    .filter(
+      (i): i is Sendable => i.channel === 'peer' || (i.channel === 'operator' && notifier !== undefined),
+    )
+    .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  const report = { delivered: 0, refused: 0, retried: 0 };
+  for (const item of due) {
+    const outcome =
+      item.channel === 'peer'
+        ? await sendPeer(ctx, transport, item)
+        : await sendOperator(ctx, notifier!, item);
+    report[outcome]++;
+  }
+  return report;
+}

@@ -1,0 +1,40 @@
+/**
+ * Device API: poll(eid) returns the signed messages waiting for the chip, oldest first. They stay
+ * on offer until they no longer apply (an answer may be lost on the way). At the current SM the
+ * first fetch of a permission marks its transfer delivered; at the new SM the first contact after
+ * a profile-switching commit issues the ConfirmProfileSwitch (§7).
+ */
+import type { SmContext } from './config.ts';
+import { advance, CURRENT_SM } from './domain/transfer-states.ts';
+import { audit, hex } from './effects.ts';
+import { checkEid } from './input.ts';
+import { issueProfileConfirmation } from './profile-confirm.ts';
+import type { DeviceOutboxItem } from './store/types.ts';
+
+export async function poll(ctx: SmContext, eid: string): Promise<Uint8Array[]> {
+  checkEid(eid);
+  return ctx.store.transaction(async (tx) => {
+    const chip = await tx.getChip(eid);
+    if (chip) await issueProfileConfirmation(tx, ctx, chip);
+    const now = ctx.clock();
+    const items = (await tx.listOutbox({ channel: 'device', eid, states: ['pending'] }))
+      .filter((i): i is DeviceOutboxItem => i.channel === 'device')
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+    for (const item of items) {
+      await tx.saveOutbox({ ...item, deliveries: item.deliveries + 1, lastDeliveredAt: now });
+      if (item.kind !== 'TransferPermissionMessage' || item.transferId === undefined) continue;
+      const t = await tx.getTransfer(item.transferId);
+      if (t?.direction !== 'outgoing' || t.state !== 'permitted') continue;
+      await tx.saveTransfer({ ...t, state: advance(CURRENT_SM, t.state, 'deliver'), updatedAt: now });
+      await audit(tx, ctx, {
+        actor: 'device',
+        action: 'permissionDelivered',
+        operatorId: t.operatorId,
+        eid,
+        transferId: t.id,
+        details: { permissionId: t.permissionId ? hex(t.permissionId) : null },
+      });
+    }
+    return items.map((i) => i.bytes);
+  });
+}

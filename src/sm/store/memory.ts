@@ -1,0 +1,286 @@
+/**
+ * In-memory SmStore: transactions run one at a time on the live state, with a snapshot taken
+ * before and restored if the function throws. Records are copied in and out, so a caller can
+ * never change stored state except through the store's methods. Each transaction copies the
+ * whole state once (the snapshot): fine for tests and demos, not meant for large fleets.
+ */
+import { COUNTER_MAX } from '../../protocol/asn1/permission.ts';
+import { chainAuditEntry } from '../audit-chain.ts';
+import { isOpenTransfer as isOpen } from '../domain/transfer-states.ts';
+import {
+  type AuditEntry,
+  type AuditFilter,
+  type AuditInput,
+  type ChipPatch,
+  type ChipRecord,
+  type ChipStatus,
+  type OrderRecord,
+  type OutboxFilter,
+  type OutboxItem,
+  type SmStore,
+  StoreConstraintError,
+  type StoreTx,
+  type TransferFilter,
+  type TransferRecord,
+} from './types.ts';
+
+export interface MemoryState {
+  chips: Map<string, ChipRecord>;
+  transfers: Map<string, TransferRecord>;
+  orders: Map<string, OrderRecord>;
+  outbox: Map<string, OutboxItem>;
+  audit: AuditEntry[];
+}
+
+const copy = <T>(v: T): T => structuredClone(v);
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+function emptyState(): MemoryState {
+  return { chips: new Map(), transfers: new Map(), orders: new Map(), outbox: new Map(), audit: [] };
+}
+
+export class MemoryStore implements SmStore {
+  #state: MemoryState = emptyState();
+  #queue: Promise<unknown> = Promise.resolve();
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      const snapshot = copy(this.#state);
+      const tx = new MemoryTx(this.#state);
+      try {
+        const result = await fn(tx);
+        tx.close();
+        return result;
+      } catch (e) {
+        tx.close();
+        this.#state = snapshot;
+        throw e;
+      }
+    };
+    const result = this.#queue.then(run, run);
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A deep copy of everything, for tests ("a refusal leaves the store unchanged"). */
+  dump(): MemoryState {
+    return copy(this.#state);
+  }
+}
+
+class MemoryTx implements StoreTx {
+  #s: MemoryState | undefined;
+  constructor(state: MemoryState) {
+    this.#s = state;
+  }
+
+  close(): void {
+    this.#s = undefined;
+  }
+
+  get #state(): MemoryState {
+    if (!this.#s) throw new Error('store transaction used after it ended');
+    return this.#s;
+  }
+
+  // ---- chips ----
+
+  async getChip(eid: string): Promise<ChipRecord | undefined> {
+    const c = this.#state.chips.get(eid);
+    return c && copy(c);
+  }
+
+  async listChips(filter: { operatorId?: string; status?: ChipStatus } = {}): Promise<ChipRecord[]> {
+    return [...this.#state.chips.values()]
+      .filter((c) => filter.operatorId === undefined || c.operatorId === filter.operatorId)
+      .filter((c) => filter.status === undefined || c.status === filter.status)
+      .map(copy);
+  }
+
+  async putChip(chip: ChipRecord): Promise<void> {
+    const existing = this.#state.chips.get(chip.eid);
+    if (existing && existing.status !== 'released') {
+      throw new StoreConstraintError('ChipExists', `chip ${chip.eid} is already managed here`, {
+        eid: chip.eid,
+      });
+    }
+    if (!Number.isInteger(chip.counter) || chip.counter < 0 || chip.counter > COUNTER_MAX) {
+      throw new StoreConstraintError('InvalidInput', 'a chip counter is an integer from 0', {
+        eid: chip.eid,
+      });
+    }
+    this.#state.chips.set(chip.eid, copy(chip));
+  }
+
+  async updateChip(eid: string, patch: ChipPatch): Promise<ChipRecord> {
+    const existing = this.#state.chips.get(eid);
+    if (!existing) throw new StoreConstraintError('ChipNotManaged', `no chip ${eid}`, { eid });
+    const { eid: _e, counter: _c, createdAt: _t, ...allowed } = patch as ChipRecord;
+    const next: ChipRecord = { ...existing, ...copy(allowed) };
+    // `undefined` in a patch removes the field (keys wiped, switch closed).
+    for (const [k, v] of Object.entries(allowed))
+      if (v === undefined) delete (next as unknown as Record<string, unknown>)[k];
+    this.#state.chips.set(eid, next);
+    return copy(next);
+  }
+
+  async useCounter(eid: string, counterValue: number): Promise<void> {
+    const existing = this.#state.chips.get(eid);
+    if (!existing) throw new StoreConstraintError('ChipNotManaged', `no chip ${eid}`, { eid });
+    if (!Number.isInteger(counterValue) || counterValue > COUNTER_MAX) {
+      throw new StoreConstraintError('InvalidInput', `counter value ${counterValue} is out of range`, {
+        eid,
+      });
+    }
+    if (counterValue <= existing.counter) {
+      throw new StoreConstraintError(
+        'CounterReused',
+        `counter value ${counterValue} toward chip ${eid} is not above the last one used (${existing.counter})`,
+        { eid, counterValue, counter: existing.counter },
+      );
+    }
+    this.#state.chips.set(eid, { ...existing, counter: counterValue });
+  }
+
+  // ---- transfers ----
+
+  async getTransfer(id: string): Promise<TransferRecord | undefined> {
+    const t = this.#state.transfers.get(id);
+    return t && copy(t);
+  }
+
+  async findTransferByPermissionId(permissionId: Uint8Array): Promise<TransferRecord | undefined> {
+    const key = hex(permissionId);
+    for (const t of this.#state.transfers.values()) {
+      if (t.permissionId && hex(t.permissionId) === key) return copy(t);
+    }
+    return undefined;
+  }
+
+  async listTransfers(filter: TransferFilter = {}): Promise<TransferRecord[]> {
+    return [...this.#state.transfers.values()]
+      .filter((t) => filter.eid === undefined || t.eid === filter.eid)
+      .filter((t) => filter.direction === undefined || t.direction === filter.direction)
+      .filter((t) => filter.operatorId === undefined || t.operatorId === filter.operatorId)
+      .filter((t) => filter.states === undefined || filter.states.includes(t.state))
+      .map(copy);
+  }
+
+  #checkTransfer(t: TransferRecord): void {
+    for (const other of this.#state.transfers.values()) {
+      if (other.id === t.id) continue;
+      if (t.permissionId && other.permissionId && hex(other.permissionId) === hex(t.permissionId)) {
+        throw new StoreConstraintError('PermissionReused', 'this permissionId has been seen before', {
+          permissionId: hex(t.permissionId),
+        });
+      }
+      if (other.eid === t.eid && other.direction === t.direction && isOpen(other) && isOpen(t)) {
+        throw t.direction === 'outgoing'
+          ? new StoreConstraintError('TransferPending', `chip ${t.eid} already has a transfer in progress`, {
+              eid: t.eid,
+              transferId: other.id,
+            })
+          : new StoreConstraintError('OrderPending', `chip ${t.eid} already has a port-in in progress`, {
+              eid: t.eid,
+              transferId: other.id,
+            });
+      }
+    }
+  }
+
+  async insertTransfer(transfer: TransferRecord): Promise<void> {
+    if (this.#state.transfers.has(transfer.id)) {
+      throw new StoreConstraintError('InvalidInput', `transfer id ${transfer.id} exists`);
+    }
+    this.#checkTransfer(transfer);
+    this.#state.transfers.set(transfer.id, copy(transfer));
+  }
+
+  async saveTransfer(transfer: TransferRecord): Promise<void> {
+    const existing = this.#state.transfers.get(transfer.id);
+    if (!existing) throw new StoreConstraintError('UnknownTransfer', `no transfer ${transfer.id}`);
+    if (existing.direction !== transfer.direction || existing.eid !== transfer.eid) {
+      throw new StoreConstraintError('InvalidInput', 'a transfer keeps its direction and EID');
+    }
+    this.#checkTransfer(transfer);
+    this.#state.transfers.set(transfer.id, copy(transfer));
+  }
+
+  // ---- orders ----
+
+  async getOrder(id: string): Promise<OrderRecord | undefined> {
+    const o = this.#state.orders.get(id);
+    return o && copy(o);
+  }
+
+  async listOrders(filter: { eid?: string; state?: OrderRecord['state'] } = {}): Promise<OrderRecord[]> {
+    return [...this.#state.orders.values()]
+      .filter((o) => filter.eid === undefined || o.eid === filter.eid)
+      .filter((o) => filter.state === undefined || o.state === filter.state)
+      .map(copy);
+  }
+
+  async insertOrder(order: OrderRecord): Promise<void> {
+    if (this.#state.orders.has(order.id))
+      throw new StoreConstraintError('InvalidInput', `order id ${order.id} exists`);
+    this.#state.orders.set(order.id, copy(order));
+  }
+
+  async saveOrder(order: OrderRecord): Promise<void> {
+    if (!this.#state.orders.has(order.id))
+      throw new StoreConstraintError('InvalidInput', `no order ${order.id}`);
+    this.#state.orders.set(order.id, copy(order));
+  }
+
+  // ---- outbox ----
+
+  async enqueue(item: OutboxItem): Promise<void> {
+    if (this.#state.outbox.has(item.id))
+      throw new StoreConstraintError('InvalidInput', `outbox id ${item.id} exists`);
+    this.#state.outbox.set(item.id, copy(item));
+  }
+
+  async getOutbox(id: string): Promise<OutboxItem | undefined> {
+    const i = this.#state.outbox.get(id);
+    return i && copy(i);
+  }
+
+  async saveOutbox(item: OutboxItem): Promise<void> {
+    const existing = this.#state.outbox.get(item.id);
+    if (!existing || existing.channel !== item.channel) {
+      throw new StoreConstraintError('InvalidInput', `no ${item.channel} outbox item ${item.id}`);
+    }
+    this.#state.outbox.set(item.id, copy(item));
+  }
+
+  async listOutbox(filter: OutboxFilter = {}): Promise<OutboxItem[]> {
+    return [...this.#state.outbox.values()]
+      .filter((i) => filter.channel === undefined || i.channel === filter.channel)
+      .filter((i) => filter.eid === undefined || i.eid === filter.eid)
+      .filter((i) => filter.transferId === undefined || i.transferId === filter.transferId)
+      .filter((i) => filter.states === undefined || filter.states.includes(i.state))
+      .filter(
+        (i) =>
+          filter.dueAt === undefined ||
+          (i.channel !== 'device' && i.nextAttemptAt.getTime() <= filter.dueAt.getTime()),
+      )
+      .map(copy);
+  }
+
+  // ---- audit ----
+
+  async appendAudit(entry: AuditInput): Promise<AuditEntry> {
+    const audit = this.#state.audit;
+    const chained = chainAuditEntry(audit[audit.length - 1], entry);
+    audit.push(chained);
+    return copy(chained);
+  }
+
+  async listAudit(filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    return this.#state.audit
+      .filter((e) => filter.operatorId === undefined || e.operatorId === filter.operatorId)
+      .filter((e) => filter.eid === undefined || e.eid === filter.eid)
+      .filter((e) => filter.transferId === undefined || e.transferId === filter.transferId)
+      .map(copy);
+  }
+}
