@@ -1,13 +1,22 @@
 /** Registers every command group on the program. One line per group file. */
 import type { Command } from 'commander';
 import { registerChipCommands } from './chip-command.ts';
+import { registerChipServeCommand } from './chip-serve-command.ts';
+import { registerChipsCommands } from './chips-command.ts';
 import { registerDecodeCommand } from './decode-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
+import { registerDeviceCommands } from './device-command.ts';
 import { registerPkiCommands } from './pki-command.ts';
+import { registerTransferCommands } from './transfer-command.ts';
 
 export function registerCommands(program: Command): void {
   registerChipCommands(program);
+  const chip = program.commands.find((c) => c.name() === 'chip');
+  if (chip) registerChipServeCommand(chip);
   registerPkiCommands(program);
   registerDecodeCommand(program);
   registerDemoCommand(program);
+  registerDeviceCommands(program);
+  registerChipsCommands(program);
+  registerTransferCommands(program);
 }

@@ -1,0 +1,101 @@
+/**
+ * A small JSON-over-HTTPS client (device agent, operator CLI): trusts the given CA certificates,
+ * sends JSON, returns the parsed body, and turns `{ error: { code, message } }` answers into a
+ * HandoverError with the server's code. Network failures are plain Errors (callers may retry).
+ */
+import { request } from 'node:https';
+import type { PeerCertificate } from 'node:tls';
+import { HandoverError } from '../protocol/errors.ts';
+
+export interface HttpsJsonOptions {
+  /** PEM CA certificates (the configured CIs). */
+  readonly ca: readonly string[];
+  /** Client certificate and key (PEM) for mutual TLS, when the endpoint needs one. */
+  readonly cert?: string;
+  readonly key?: string;
+  /** Extra headers (Authorization, Idempotency-Key). */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly timeoutMs?: number;
+  /**
+   * SM ids are not DNS names: the server is identified by its certificate's CN, when given;
+   * otherwise only the chain to a configured CI is checked (payloads are signed end to end).
+   */
+  readonly expectedCommonName?: string;
+}
+
+export class HttpError extends HandoverError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string, details: Record<string, unknown>) {
+    super(code, message, { ...details, status });
+    this.status = status;
+  }
+}
+
+function identityCheck(expected: string | undefined) {
+  return (_host: string, cert: PeerCertificate): Error | undefined => {
+    if (expected === undefined) return undefined;
+    const cn = cert.subject?.CN;
+    return cn === expected
+      ? undefined
+      : new Error(`server certificate CN "${String(cn)}" is not "${expected}"`);
+  };
+}
+
+export function httpsJson<T>(method: string, url: string, body: unknown, o: HttpsJsonOptions): Promise<T> {
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise<T>((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        method,
+        ca: [...o.ca],
+        ...(o.cert && { cert: o.cert }),
+        ...(o.key && { key: o.key }),
+        minVersion: 'TLSv1.2',
+        ecdhCurve: 'P-256:brainpoolP256r1',
+        checkServerIdentity: identityCheck(o.expectedCommonName),
+        timeout: o.timeoutMs ?? 15_000,
+        headers: {
+          accept: 'application/json',
+          ...(payload && { 'content-type': 'application/json', 'content-length': String(payload.length) }),
+          ...o.headers,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text.length === 0 ? {} : JSON.parse(text);
+          } catch {
+            reject(new Error(`${method} ${url}: HTTP ${res.statusCode} with a body that is not JSON`));
+            return;
+          }
+          const status = res.statusCode ?? 0;
+          if (status >= 200 && status < 300) {
+            resolve(parsed as T);
+            return;
+          }
+          const err = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } }).error;
+          if (status >= 400 && status < 500 && err && typeof err.code === 'string') {
+            const details =
+              typeof err.details === 'object' && err.details !== null
+                ? (err.details as Record<string, unknown>)
+                : {};
+            reject(new HttpError(status, err.code, String(err.message ?? err.code), details));
+            return;
+          }
+          reject(new Error(`${method} ${url}: HTTP ${status}${err?.code ? ` ${String(err.code)}` : ''}`));
+        });
+      },
+    );
+    req.on('timeout', () =>
+      req.destroy(new Error(`${method} ${url}: no answer in ${o.timeoutMs ?? 15_000} ms`)),
+    );
+    req.on('error', reject);
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
