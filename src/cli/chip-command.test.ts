@@ -1,4 +1,4 @@
-/** `handover chip create` and `handover chip info`, run as a user runs them (a child process). */
+/** `handover chip create`, `info` and `apdu`, run as a user runs them (a child process). */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { after, describe, it } from 'node:test';
 import { FileStateStore } from '../chip/file-store.ts';
 import { makeEid } from '../protocol/eid.ts';
 import { createDevPki } from '../protocol/pki/dev-pki.ts';
+import { parseApduHex } from './chip-apdu.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'handover-chip-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -100,8 +101,9 @@ describe('handover chip create / info', () => {
       '--state',
       join(tmp, 'x.json'),
     );
-    assert.equal(r1.status, 1);
-    assert.equal(errorCode(r1.stderr), 'InvalidEid');
+    assert.equal(r1.status, 2);
+    assert.equal(errorCode(r1.stderr), 'UsageError');
+    assert.match(r1.stderr, /outside the EUM's EID prefix 89001012/);
     const badCheck = `${EID.slice(0, 30)}00`;
     const r2 = cli(
       'create',
@@ -114,8 +116,9 @@ describe('handover chip create / info', () => {
       '--state',
       join(tmp, 'x.json'),
     );
-    assert.equal(r2.status, 1);
-    assert.equal(errorCode(r2.stderr), 'InvalidEid');
+    assert.equal(r2.status, 2);
+    assert.equal(errorCode(r2.stderr), 'UsageError');
+    assert.match(r2.stderr, /--eid: EID \d+ fails the mod-97 check/);
     const r3 = cli(
       'create',
       '--pki',
@@ -180,8 +183,45 @@ describe('handover chip create / info', () => {
       '--eum-cert',
       `${V}/bc-java/CERT_EUM_ECDSA_NIST.pem`,
     );
-    assert.equal(wrong.status, 1);
-    assert.equal(errorCode(wrong.stderr), 'KeyMismatch');
+    assert.equal(wrong.status, 2);
+    assert.equal(errorCode(wrong.stderr), 'UsageError');
+    assert.match(wrong.stderr, /--chip-key .*eum.key\\" is not the key of --chip-cert/);
+  });
+
+  it('apdu: bad hex is a usage error (exit 2) and nothing is sent', () => {
+    const before = readFileSync(state, 'utf8');
+    const r = cli('apdu', '--state', state, '80E2910002EE0000', '80e2 91zz');
+    assert.equal(r.status, 2);
+    assert.equal(r.json, undefined, 'no response line: the hex is checked before the first APDU');
+    assert.equal(errorCode(r.stderr), 'UsageError');
+    assert.match(r.stderr, /APDU 2 \\"80e291zz\\" is not hex: \\"z\\" at position 7/);
+    assert.throws(() => parseApduHex('00a404000', 'the APDU'), /odd number of hex digits \(9\)/);
+    assert.throws(() => parseApduHex(' ', 'APDU 3'), /APDU 3 is empty/);
+    assert.equal(readFileSync(state, 'utf8'), before);
+  });
+
+  it('apdu: one response line, e.g. SELECT 9000, an unknown instruction 6d00', () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'chip',
+        'apdu',
+        '--state',
+        state,
+        '00 A4 04 00 10 A0000005591010FFFFFFFF8900000100',
+        '00B0000000',
+        '80E2910002EE00',
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 2), ['9000', '6d00']);
+    assert.match(lines[2] ?? '', /^ef82[0-9a-f]+61[0-9a-f]{2}$/, 'GetChipInfo answers 256 bytes and 61xx');
+    assert.match(r.stderr, /the answer is not fetched completely/);
   });
 
   it('info on a missing or broken file: typed errors', () => {
@@ -191,5 +231,8 @@ describe('handover chip create / info', () => {
     const r2 = cli('info', '--state', join(pkiDir, 'pki.json'));
     assert.equal(r2.status, 1);
     assert.equal(errorCode(r2.stderr), 'ChipStateInvalid');
+    const r3 = cli('apdu', '--state', join(tmp, 'none.json'), '00a4040010a0000005591010ffffffff8900000100');
+    assert.equal(r3.status, 1);
+    assert.equal(errorCode(r3.stderr), 'ChipStateNotFound');
   });
 });
