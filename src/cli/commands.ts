@@ -7,6 +7,7 @@ import { registerDecodeCommand } from './decode-command.ts';
 import { registerDemoCommand } from './demo-command.ts';
 import { registerDeviceCommands } from './device-command.ts';
 import { registerPkiCommands } from './pki-command.ts';
+import { registerSmCommands } from './sm-command.ts';
 import { registerTransferCommands } from './transfer-command.ts';
 
 export function registerCommands(program: Command): void {
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   registerPkiCommands(program);
   registerDecodeCommand(program);
   registerDemoCommand(program);
+  registerSmCommands(program);
   registerDeviceCommands(program);
   registerChipsCommands(program);
   registerTransferCommands(program);
