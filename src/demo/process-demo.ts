@@ -159,6 +159,7 @@ export async function runProcessDemo(o: ProcessDemoOptions): Promise<Record<stri
     });
     step(`mno-b → ${SM_IDS[1]}`, 'order port-in with activation code', `transfer ${order.transfer.id}`);
 
+    const name = (x: unknown) => (x === url(0) ? SM_IDS[0] : x === url(1) ? SM_IDS[1] : String(x));
     const device = spawnHandover(
       'device agent',
       [
@@ -178,7 +179,7 @@ export async function runProcessDemo(o: ProcessDemoOptions): Promise<Record<stri
       env,
       (v) => {
         if (typeof v.step === 'string')
-          step(`device: ${String(v.from)} → ${String(v.to)}`, v.step, `${String(v.bytes)} bytes`);
+          step(`${name(v.from)} → ${name(v.to)}`, v.step, `via the device agent, ${String(v.bytes)} bytes`);
         if (v.error) step('device agent', 'error (will retry)', JSON.stringify(v.error));
       },
     );

@@ -73,34 +73,39 @@ async function issueCancel(tx: StoreTx, ctx: SmContext, t: OutgoingTransfer): Pr
   });
 }
 
-/** What expiry does to one transfer now, inside its own transaction. */
+/**
+ * What expiry does to one transfer now, inside its own transaction. It returns what it did rather
+ * than recording it, because a PostgreSQL transaction may run again after a serialization conflict.
+ */
 async function expireOne(
   tx: StoreTx,
   ctx: SmContext,
   id: string,
   now: Date,
-  report: ExpiryReport,
-): Promise<void> {
+): Promise<'expired' | 'cancelIssued' | undefined> {
   const t: TransferRecord | undefined = await tx.getTransfer(id);
-  if (!t) return;
+  if (!t) return undefined;
   if (t.direction === 'incoming') {
     const waiting = t.state === 'ordered' || t.state === 'asked' || t.state === 'permitted';
     if (waiting && past(t.expiresAt, now)) {
       await endIncoming(tx, ctx, t, 'expire', 'orderExpired', 'system');
-      report.expired.push(t.id);
+      return 'expired';
     }
-    return;
+    return undefined;
   }
   if (t.state === 'awaitingApproval' && past(t.approvalDeadline, now)) {
     await expireOutgoing(tx, ctx, t, 'approvalTimeout');
-    report.expired.push(t.id);
-  } else if (t.state === 'permitted' && past(t.permission?.notAfter, now)) {
-    await expireOutgoing(tx, ctx, t, 'notDelivered');
-    report.expired.push(t.id);
-  } else if (t.state === 'delivered' && !t.cancel && past(t.permission?.notAfter, now)) {
-    await issueCancel(tx, ctx, t);
-    report.cancelsIssued.push(t.id);
+    return 'expired';
   }
+  if (t.state === 'permitted' && past(t.permission?.notAfter, now)) {
+    await expireOutgoing(tx, ctx, t, 'notDelivered');
+    return 'expired';
+  }
+  if (t.state === 'delivered' && !t.cancel && past(t.permission?.notAfter, now)) {
+    await issueCancel(tx, ctx, t);
+    return 'cancelIssued';
+  }
+  return undefined;
 }
 
 export async function expire(ctx: SmContext, now: Date = ctx.clock()): Promise<ExpiryReport> {
@@ -108,6 +113,10 @@ export async function expire(ctx: SmContext, now: Date = ctx.clock()): Promise<E
   const candidates = await ctx.store.transaction((tx) =>
     tx.listTransfers({ states: ['awaitingApproval', 'permitted', 'delivered', 'ordered', 'asked'] }),
   );
-  for (const { id } of candidates) await ctx.store.transaction((tx) => expireOne(tx, ctx, id, now, report));
+  for (const { id } of candidates) {
+    const done = await ctx.store.transaction((tx) => expireOne(tx, ctx, id, now));
+    if (done === 'expired') report.expired.push(id);
+    if (done === 'cancelIssued') report.cancelsIssued.push(id);
+  }
   return report;
 }

@@ -5,7 +5,9 @@
  * peer deliveries, every ~250 ms) and what time decides (expiry, every few seconds). close()
  * stops the loops, then the server (requests in flight finish), then the store.
  */
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
 import { keySigner } from '../protocol/crypto/signer.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import type { ScryptParams } from './domain/locks.ts';
@@ -24,7 +26,7 @@ import {
   type StoreLocation,
   storeLocation,
 } from './server-config.ts';
-import { MemoryStore } from './store/memory.ts';
+import { openStore } from './store/kysely/index.ts';
 import type { SmStore } from './store/types.ts';
 import { SubscriptionManager } from './subscription-manager.ts';
 
@@ -36,20 +38,17 @@ export interface OpenedStore {
 }
 
 /**
- * The store a configuration names: `<dataDir>/sm.sqlite`, or PostgreSQL when DATABASE_URL is set
- * (storeLocation). SEAM for the SQL store: until it is wired, this returns a MemoryStore (state is
- * lost on restart). Wiring it is one change here:
- *   const location = storeLocation(config, env);
- *   const store = await openStore(location);   // from ./store/…
- *   return { store, location, close: () => store.close() };
- * (for SQLite, `mkdirSync(config.dataDir, { recursive: true })` first).
+ * The store a configuration names: `<dataDir>/sm.sqlite` (SQLite, the default), or PostgreSQL
+ * when DATABASE_URL is set (storeLocation). Migrations run when it opens.
  */
 export async function createStore(
   config: SmServerConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<OpenedStore> {
-  const configured = storeLocation(config, env);
-  return { store: new MemoryStore(), location: { memory: true, configured }, close: async () => {} };
+  const location = storeLocation(config, env);
+  if ('sqlitePath' in location) mkdirSync(dirname(location.sqlitePath), { recursive: true });
+  const store = await openStore(location);
+  return { store, location, close: () => store.close() };
 }
 
 export interface LoopIntervals {

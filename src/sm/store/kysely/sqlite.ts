@@ -1,0 +1,128 @@
+/**
+ * The SQLite store (better-sqlite3: one connection, WAL, foreign keys on, a busy timeout for
+ * other processes on the same file). Transactions are queued and run one at a time (per file,
+ * across every store this process opens on it), each as BEGIN IMMEDIATE ... COMMIT: it takes
+ * the write lock at once, so two processes on one file wait for each other (busy timeout)
+ * instead of failing on a lock upgrade. A transaction function's awaits never let another
+ * transaction in between its statements.
+ */
+import { resolve } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { type Kysely, Kysely as KyselyDb, SqliteDialect, sql } from 'kysely';
+import type { StoreTx } from '../types.ts';
+import { Conn } from './conn.ts';
+import { migrate } from './migrations.ts';
+import type { Database } from './schema.ts';
+import { type SqlStore, StoreClosedError } from './store.ts';
+import { KyselyTx } from './tx.ts';
+
+export interface SqliteStoreOptions {
+  /** How long a statement waits for another process's lock (default 5000 ms). */
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * The transaction queue of one database file, shared by every store this process opens on it.
+ * better-sqlite3 waits for a lock synchronously, blocking the event loop: a second connection
+ * in the same process waiting on BEGIN IMMEDIATE would stop the first from ever committing.
+ * So transactions on one file take turns here; other processes wait on the busy timeout.
+ */
+interface FileQueue {
+  /** Settles when the last transaction queued on the file has ended. */
+  tail: Promise<unknown>;
+  users: number;
+  /** The key in `queues`, or undefined for a private (in-memory) database. */
+  readonly key: string | undefined;
+}
+const queues = new Map<string, FileQueue>();
+
+function queueFor(path: string): FileQueue {
+  if (path === ':memory:' || path === '') return { tail: Promise.resolve(), users: 1, key: undefined };
+  const key = resolve(path);
+  const q = queues.get(key) ?? { tail: Promise.resolve(), users: 0, key };
+  q.users++;
+  queues.set(key, q);
+  return q;
+}
+
+function releaseQueue(q: FileQueue): void {
+  q.users--;
+  if (q.users === 0 && q.key !== undefined) queues.delete(q.key);
+}
+
+export class SqliteStore implements SqlStore {
+  readonly dialect = 'sqlite' as const;
+  readonly db: Kysely<Database>;
+  readonly path: string;
+  readonly #queue: FileQueue;
+  #pending: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(db: Kysely<Database>, path: string) {
+    this.db = db;
+    this.path = path;
+    this.#queue = queueFor(path);
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreClosedError());
+    return this.exclusive(() => this.db.connection().execute((db) => runImmediate(db, fn)));
+  }
+
+  /** Runs `fn` when every transaction queued on this file before it has ended. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#queue.tail.then(fn, fn);
+    this.#queue.tail = this.#pending = result.catch(() => undefined);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pending;
+    releaseQueue(this.#queue);
+    await this.db.destroy();
+  }
+}
+
+async function runImmediate<T>(db: Kysely<Database>, fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+  await sql`BEGIN IMMEDIATE`.execute(db);
+  const conn = new Conn(db, 'sqlite');
+  let result: T;
+  try {
+    result = await fn(new KyselyTx(conn));
+    conn.end();
+    await sql`COMMIT`.execute(db);
+  } catch (e) {
+    conn.end();
+    // SQLite may have rolled back already (then ROLLBACK fails): the transaction is gone either way.
+    await sql`ROLLBACK`.execute(db).catch(() => undefined);
+    throw e;
+  }
+  return result;
+}
+
+/** Opens (creating if need be) the SQLite file at `path` and brings its schema up to date. */
+export async function openSqliteStore(path: string, o: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  const database = new BetterSqlite3(path);
+  try {
+    database.pragma(`busy_timeout = ${Math.max(0, Math.floor(o.busyTimeoutMs ?? 5000))}`);
+    database.pragma('foreign_keys = ON');
+    database.pragma('synchronous = FULL');
+  } catch (e) {
+    database.close();
+    throw e;
+  }
+  const store = new SqliteStore(new KyselyDb<Database>({ dialect: new SqliteDialect({ database }) }), path);
+  try {
+    await store.exclusive(async () => {
+      // Switching to WAL needs the file to itself: after this process's queued transactions.
+      database.pragma('journal_mode = WAL');
+      await migrate(store.db, 'sqlite');
+    });
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
+  return store;
+}

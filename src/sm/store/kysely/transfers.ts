@@ -1,0 +1,308 @@
+/** Transfers of both directions (types.ts: insertTransfer, saveTransfer and their constraints). */
+
+import type { Selectable } from 'kysely';
+import type { ProfileSwitch } from '../../../protocol/asn1/permission.ts';
+import type { Keyset } from '../../../protocol/handover-keys.ts';
+import {
+  CURRENT_SM,
+  type CurrentSmState,
+  isOpenTransfer,
+  NEW_SM,
+  type NewSmState,
+} from '../../domain/transfer-states.ts';
+import {
+  type AcceptedRequest,
+  type IncomingTransfer,
+  type IssuedCancel,
+  type IssuedPermission,
+  type OutgoingTransfer,
+  StoreConstraintError,
+  type TransferFilter,
+  type TransferRecord,
+} from '../types.ts';
+import {
+  boolIn,
+  boolOut,
+  bytesIn,
+  bytesOrNull,
+  bytesOut,
+  jsonOrNull,
+  jsonOut,
+  timeIn,
+  timeOrNull,
+  timeOut,
+} from './codec.ts';
+import type { Conn } from './conn.ts';
+import { allTaken, hex, type Values } from './rows.ts';
+import type { TransfersTable } from './schema.ts';
+
+type TransferValues = Values<TransfersTable>;
+type TransferRow = Selectable<TransfersTable>;
+
+const OUTGOING_NULLS = {
+  origin: null,
+  peer_ask_id: null,
+  new_sm_address: null,
+  activation_code_hash: null,
+  profile_switch: null,
+  unlocked_with_code: null,
+  approval_deadline: null,
+  permission: null,
+  cancel: null,
+} as const;
+
+const INCOMING_NULLS = {
+  order_id: null,
+  peer_transfer_id: null,
+  expires_at: null,
+  request: null,
+  receipt_key: null,
+  keyset: null,
+} as const;
+
+function outgoingValues(t: OutgoingTransfer): TransferValues {
+  const {
+    id,
+    direction,
+    state,
+    eid,
+    operatorId,
+    peerSmId,
+    permissionId,
+    createdAt,
+    updatedAt,
+    endReason,
+    evidence,
+    origin,
+    peerAskId,
+    newSmAddress,
+    activationCodeHash,
+    profileSwitch,
+    unlockedWithCode,
+    approvalDeadline,
+    permission,
+    cancel,
+    ...rest
+  } = t;
+  allTaken(rest);
+  return {
+    id,
+    direction,
+    state,
+    eid,
+    operator_id: operatorId,
+    peer_sm_id: peerSmId,
+    permission_id: bytesOrNull(permissionId, 'permissionId'),
+    created_at: timeIn(createdAt, 'createdAt'),
+    updated_at: timeIn(updatedAt, 'updatedAt'),
+    end_reason: endReason ?? null,
+    evidence: bytesOrNull(evidence, 'evidence'),
+    origin,
+    peer_ask_id: peerAskId ?? null,
+    new_sm_address: newSmAddress,
+    activation_code_hash: bytesOrNull(activationCodeHash, 'activationCodeHash'),
+    profile_switch: jsonOrNull(profileSwitch, 'profileSwitch'),
+    unlocked_with_code: boolIn(unlockedWithCode),
+    approval_deadline: timeOrNull(approvalDeadline, 'approvalDeadline'),
+    permission: jsonOrNull(permission, 'permission'),
+    cancel: jsonOrNull(cancel, 'cancel'),
+    ...INCOMING_NULLS,
+  };
+}
+
+function incomingValues(t: IncomingTransfer): TransferValues {
+  const {
+    id,
+    direction,
+    state,
+    eid,
+    operatorId,
+    peerSmId,
+    permissionId,
+    createdAt,
+    updatedAt,
+    endReason,
+    evidence,
+    orderId,
+    peerTransferId,
+    expiresAt,
+    request,
+    receiptKey,
+    keyset,
+    ...rest
+  } = t;
+  allTaken(rest);
+  return {
+    id,
+    direction,
+    state,
+    eid,
+    operator_id: operatorId,
+    peer_sm_id: peerSmId,
+    permission_id: bytesOrNull(permissionId, 'permissionId'),
+    created_at: timeIn(createdAt, 'createdAt'),
+    updated_at: timeIn(updatedAt, 'updatedAt'),
+    end_reason: endReason ?? null,
+    evidence: bytesOrNull(evidence, 'evidence'),
+    ...OUTGOING_NULLS,
+    order_id: orderId,
+    peer_transfer_id: peerTransferId ?? null,
+    expires_at: timeIn(expiresAt, 'expiresAt'),
+    request: jsonOrNull(request, 'request'),
+    receipt_key: bytesOrNull(receiptKey, 'receiptKey'),
+    keyset: jsonOrNull(keyset, 'keyset'),
+  };
+}
+
+const transferValues = (t: TransferRecord): TransferValues =>
+  t.direction === 'outgoing' ? outgoingValues(t) : incomingValues(t);
+
+function transferOf(row: TransferRow): TransferRecord {
+  const common = {
+    id: row.id,
+    eid: row.eid,
+    operatorId: row.operator_id,
+    peerSmId: row.peer_sm_id,
+    ...(row.permission_id !== null && { permissionId: bytesOut(row.permission_id) }),
+    createdAt: timeOut(row.created_at),
+    updatedAt: timeOut(row.updated_at),
+    ...(row.end_reason !== null && { endReason: row.end_reason }),
+    ...(row.evidence !== null && { evidence: bytesOut(row.evidence) }),
+  };
+  if (row.direction === 'outgoing') {
+    const t: OutgoingTransfer = {
+      ...common,
+      direction: 'outgoing',
+      state: row.state as CurrentSmState,
+      origin: row.origin as OutgoingTransfer['origin'],
+      ...(row.peer_ask_id !== null && { peerAskId: row.peer_ask_id }),
+      newSmAddress: row.new_sm_address ?? '',
+      ...(row.activation_code_hash !== null && { activationCodeHash: bytesOut(row.activation_code_hash) }),
+      ...(row.profile_switch !== null && { profileSwitch: jsonOut<ProfileSwitch>(row.profile_switch) }),
+      unlockedWithCode: row.unlocked_with_code !== null && boolOut(row.unlocked_with_code),
+      ...(row.approval_deadline !== null && { approvalDeadline: timeOut(row.approval_deadline) }),
+      ...(row.permission !== null && { permission: jsonOut<IssuedPermission>(row.permission) }),
+      ...(row.cancel !== null && { cancel: jsonOut<IssuedCancel>(row.cancel) }),
+    };
+    return t;
+  }
+  const t: IncomingTransfer = {
+    ...common,
+    direction: 'incoming',
+    state: row.state as NewSmState,
+    orderId: row.order_id ?? '',
+    ...(row.peer_transfer_id !== null && { peerTransferId: row.peer_transfer_id }),
+    expiresAt: timeOut(row.expires_at ?? 0),
+    ...(row.request !== null && { request: jsonOut<AcceptedRequest>(row.request) }),
+    ...(row.receipt_key !== null && { receiptKey: bytesOut(row.receipt_key) }),
+    ...(row.keyset !== null && { keyset: jsonOut<Keyset>(row.keyset) }),
+  };
+  return t;
+}
+
+const OPEN_STATES = {
+  outgoing: CURRENT_SM.states.filter((s) => !CURRENT_SM.terminal.includes(s)),
+  incoming: NEW_SM.states.filter((s) => !NEW_SM.terminal.includes(s)),
+} as const;
+
+/** The refusals the memory store gives, with the same details (the database re-checks them). */
+async function check(c: Conn, t: TransferRecord): Promise<void> {
+  const { permissionId } = t;
+  if (permissionId !== undefined) {
+    const other = await c.run((db) =>
+      db
+        .selectFrom('transfers')
+        .select('id')
+        .where('permission_id', '=', bytesIn(permissionId, 'permissionId'))
+        .where('id', '<>', t.id)
+        .executeTakeFirst(),
+    );
+    if (other) {
+      throw new StoreConstraintError('PermissionReused', 'this permissionId has been seen before', {
+        permissionId: hex(permissionId),
+      });
+    }
+  }
+  if (!isOpenTransfer(t)) return;
+  const open = await c.run((db) =>
+    db
+      .selectFrom('transfers')
+      .select('id')
+      .where('eid', '=', t.eid)
+      .where('direction', '=', t.direction)
+      .where('state', 'in', OPEN_STATES[t.direction])
+      .where('id', '<>', t.id)
+      .executeTakeFirst(),
+  );
+  if (open) {
+    throw t.direction === 'outgoing'
+      ? new StoreConstraintError('TransferPending', `chip ${t.eid} already has a transfer in progress`, {
+          eid: t.eid,
+          transferId: open.id,
+        })
+      : new StoreConstraintError('OrderPending', `chip ${t.eid} already has a port-in in progress`, {
+          eid: t.eid,
+          transferId: open.id,
+        });
+  }
+}
+
+const hintOf = (t: TransferRecord) => ({ eid: t.eid, direction: t.direction, id: `transfer id ${t.id}` });
+
+export async function getTransfer(c: Conn, id: string): Promise<TransferRecord | undefined> {
+  const row = await c.run((db) =>
+    db.selectFrom('transfers').selectAll().where('id', '=', id).executeTakeFirst(),
+  );
+  return row && transferOf(row);
+}
+
+export async function findTransferByPermissionId(
+  c: Conn,
+  permissionId: Uint8Array,
+): Promise<TransferRecord | undefined> {
+  const row = await c.run((db) =>
+    db
+      .selectFrom('transfers')
+      .selectAll()
+      .where('permission_id', '=', bytesIn(permissionId, 'permissionId'))
+      .executeTakeFirst(),
+  );
+  return row && transferOf(row);
+}
+
+export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promise<TransferRecord[]> {
+  const { states } = filter;
+  if (states !== undefined && states.length === 0) return [];
+  const rows = await c.run((db) => {
+    let q = db.selectFrom('transfers').selectAll();
+    if (filter.eid !== undefined) q = q.where('eid', '=', filter.eid);
+    if (filter.direction !== undefined) q = q.where('direction', '=', filter.direction);
+    if (filter.operatorId !== undefined) q = q.where('operator_id', '=', filter.operatorId);
+    if (states !== undefined) q = q.where('state', 'in', states);
+    return q.orderBy('pos').execute();
+  });
+  return rows.map(transferOf);
+}
+
+export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> {
+  const exists = await c.run((db) =>
+    db.selectFrom('transfers').select('id').where('id', '=', t.id).executeTakeFirst(),
+  );
+  if (exists) throw new StoreConstraintError('InvalidInput', `transfer id ${t.id} exists`);
+  await check(c, t);
+  const values = transferValues(t);
+  await c.run((db) => db.insertInto('transfers').values(values).execute(), hintOf(t));
+}
+
+export async function saveTransfer(c: Conn, t: TransferRecord): Promise<void> {
+  const existing = await c.run((db) =>
+    db.selectFrom('transfers').select(['direction', 'eid']).where('id', '=', t.id).executeTakeFirst(),
+  );
+  if (!existing) throw new StoreConstraintError('UnknownTransfer', `no transfer ${t.id}`);
+  if (existing.direction !== t.direction || existing.eid !== t.eid) {
+    throw new StoreConstraintError('InvalidInput', 'a transfer keeps its direction and EID');
+  }
+  await check(c, t);
+  const { id: _id, ...values } = transferValues(t);
+  await c.run((db) => db.updateTable('transfers').set(values).where('id', '=', t.id).execute(), hintOf(t));
+}
