@@ -1,6 +1,7 @@
 /** Registers every command group on the program. One line per group file. */
 import type { Command } from 'commander';
 import { registerChipCommands } from './chip-command.ts';
+import { registerChipFarmCommand } from './chip-farm-command.ts';
 import { registerChipServeCommand } from './chip-serve-command.ts';
 import { registerChipsCommands } from './chips-command.ts';
 import { registerDecodeCommand } from './decode-command.ts';
@@ -14,6 +15,7 @@ export function registerCommands(program: Command): void {
   registerChipCommands(program);
   const chip = program.commands.find((c) => c.name() === 'chip');
   if (chip) registerChipServeCommand(chip);
+  if (chip) registerChipFarmCommand(chip);
   registerPkiCommands(program);
   registerDecodeCommand(program);
   registerDemoCommand(program);

@@ -31,70 +31,124 @@ export interface DeviceAgentOptions {
   readonly onStep?: (step: DeviceStep) => void;
 }
 
+/** A HandoverCommand not yet answered to the new SM at `address`. */
+export interface HeldCommand {
+  readonly address: string;
+  readonly command: Uint8Array;
+}
+
+/** What the agent remembers about one chip between polls (the batch agent keeps many). */
+export interface ChipRelayState {
+  readonly eid: string;
+  /** The base URL of the SM the chip is assigned to. */
+  home: string;
+  /** Kept until a result is delivered to the new SM (§6.6). */
+  held: HeldCommand | undefined;
+}
+
+/** How one chip's bytes travel: to its chip, to the SMs, and to an observer. */
+export interface RelayIo {
+  readonly sendToChip: (der: Uint8Array) => Promise<Uint8Array>;
+  readonly sms: SmEndpoints;
+  readonly onStep?: (step: DeviceStep) => void;
+}
+
+/**
+ * One poll round for one chip: the held HandoverCommand first (a failure there ends the round,
+ * so nothing newer overtakes it), then every message from the home SM, in order. Returns how
+ * many messages were polled.
+ */
+export async function relayOnce(chip: ChipRelayState, io: RelayIo): Promise<number> {
+  await retryHeld(chip, io);
+  const home = chip.home;
+  const messages = await io.sms.poll(home, chip.eid);
+  await relayMessages(chip, home, messages, io);
+  return messages.length;
+}
+
+/** Delivers the chip's held HandoverCommand again, if it has one. */
+export async function retryHeld(chip: ChipRelayState, io: RelayIo): Promise<void> {
+  if (chip.held) await executeHandover(chip, chip.held.address, chip.held.command, io);
+}
+
+/** Carries messages polled from the SM at `smAddress` through the chip and the answers back, in order. */
+export async function relayMessages(
+  chip: ChipRelayState,
+  smAddress: string,
+  messages: readonly Uint8Array[],
+  io: RelayIo,
+): Promise<void> {
+  for (const m of messages) await handle(chip, smAddress, m, io);
+}
+
+function step(io: RelayIo, from: string, to: string, bytes: Uint8Array): void {
+  io.onStep?.({ from, to, type: decodeMessage(bytes).type, bytes });
+}
+
+async function toChip(io: RelayIo, from: string, bytes: Uint8Array): Promise<Uint8Array> {
+  step(io, from, 'chip', bytes);
+  return io.sendToChip(bytes);
+}
+
+async function handle(
+  chip: ChipRelayState,
+  smAddress: string,
+  message: Uint8Array,
+  io: RelayIo,
+): Promise<void> {
+  const decoded = decodeMessage(message);
+  const answer = await toChip(io, smAddress, message);
+  const type = decodeMessage(answer).type;
+  if (type === 'ChipResult') {
+    step(io, 'chip', smAddress, answer);
+    await io.sms.postChipResult(smAddress, answer);
+    return;
+  }
+  if (decoded.type === 'TransferPermissionMessage' && type === 'TransferRequest') {
+    const newSm = decoded.value.permission.data.newSmAddress;
+    step(io, 'chip', newSm, answer);
+    const command = await io.sms.postTransferRequest(newSm, answer);
+    chip.held = { address: newSm, command };
+    await executeHandover(chip, newSm, command, io);
+    return;
+  }
+  throw new HandoverError('UnexpectedChipAnswer', `the chip answered ${decoded.type} with ${type}`);
+}
+
+async function executeHandover(
+  chip: ChipRelayState,
+  address: string,
+  command: Uint8Array,
+  io: RelayIo,
+): Promise<void> {
+  const result = await toChip(io, address, command);
+  const type = decodeMessage(result).type;
+  step(io, 'chip', address, result);
+  if (type === 'HandoverResult') {
+    await io.sms.postHandoverResult(address, result);
+    chip.home = address;
+  } else {
+    await io.sms.postChipResult(address, result);
+  }
+  chip.held = undefined;
+}
+
+/** The device agent of one chip (`handover device run`). */
 export class DeviceAgent {
-  #home: string;
-  /** A HandoverCommand not yet answered to the new SM: kept until a result is delivered (§6.6). */
-  #held: { address: string; command: Uint8Array } | undefined;
-  readonly #o: DeviceAgentOptions;
+  readonly #chip: ChipRelayState;
+  readonly #io: RelayIo;
 
   constructor(o: DeviceAgentOptions) {
-    this.#o = o;
-    this.#home = o.homeSmAddress;
+    this.#chip = { eid: o.eid, home: o.homeSmAddress, held: undefined };
+    this.#io = { sendToChip: o.sendToChip, sms: o.sms, ...(o.onStep && { onStep: o.onStep }) };
   }
 
   get homeSmAddress(): string {
-    return this.#home;
+    return this.#chip.home;
   }
 
   /** Polls the home SM once and carries every message through; returns how many were handled. */
-  async runOnce(): Promise<number> {
-    if (this.#held) await this.#executeHandover(this.#held.address, this.#held.command);
-    const home = this.#home;
-    const messages = await this.#o.sms.poll(home, this.#o.eid);
-    for (const m of messages) await this.#handle(home, m);
-    return messages.length;
-  }
-
-  async #chip(from: string, bytes: Uint8Array): Promise<Uint8Array> {
-    this.#step(from, 'chip', bytes);
-    const answer = await this.#o.sendToChip(bytes);
-    return answer;
-  }
-
-  #step(from: string, to: string, bytes: Uint8Array): void {
-    this.#o.onStep?.({ from, to, type: decodeMessage(bytes).type, bytes });
-  }
-
-  async #handle(smAddress: string, message: Uint8Array): Promise<void> {
-    const decoded = decodeMessage(message);
-    const answer = await this.#chip(smAddress, message);
-    const type = decodeMessage(answer).type;
-    if (type === 'ChipResult') {
-      this.#step('chip', smAddress, answer);
-      await this.#o.sms.postChipResult(smAddress, answer);
-      return;
-    }
-    if (decoded.type === 'TransferPermissionMessage' && type === 'TransferRequest') {
-      const newSm = decoded.value.permission.data.newSmAddress;
-      this.#step('chip', newSm, answer);
-      const command = await this.#o.sms.postTransferRequest(newSm, answer);
-      this.#held = { address: newSm, command };
-      await this.#executeHandover(newSm, command);
-      return;
-    }
-    throw new HandoverError('UnexpectedChipAnswer', `the chip answered ${decoded.type} with ${type}`);
-  }
-
-  async #executeHandover(address: string, command: Uint8Array): Promise<void> {
-    const result = await this.#chip(address, command);
-    const type = decodeMessage(result).type;
-    this.#step('chip', address, result);
-    if (type === 'HandoverResult') {
-      await this.#o.sms.postHandoverResult(address, result);
-      this.#home = address;
-    } else {
-      await this.#o.sms.postChipResult(address, result);
-    }
-    this.#held = undefined;
+  runOnce(): Promise<number> {
+    return relayOnce(this.#chip, this.#io);
   }
 }

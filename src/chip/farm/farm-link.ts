@@ -1,0 +1,144 @@
+/**
+ * The device side of the farm's addressed frames (farm-server.ts): `transmit(eid, apdu)` over
+ * one or more TCP connections, many requests in flight per connection (answers come back in
+ * order). All APDUs of one chip go through the same connection, since card sessions live per
+ * (connection, EID); the caller must not interleave two commands to the same chip.
+ */
+import { connect, type Socket } from 'node:net';
+import { HandoverError } from '../../protocol/errors.ts';
+import { FrameReader, frame } from '../tcp-server.ts';
+import { farmRequest } from './farm-server.ts';
+
+export interface FarmLink {
+  transmit(eid: string, apdu: Uint8Array): Promise<Uint8Array>;
+  /** Requests sent and not answered yet, over all connections. */
+  readonly inFlight: number;
+  close(): void;
+}
+
+export interface FarmLinkOptions {
+  /** TCP connections to open (default 1); a chip always uses the same one. */
+  readonly connections?: number;
+  /** A request unanswered for this long fails its connection (default 30 s). */
+  readonly timeoutMs?: number;
+}
+
+interface Waiter {
+  readonly resolve: (b: Uint8Array) => void;
+  readonly reject: (e: Error) => void;
+  readonly sentAt: number;
+}
+
+class Lane {
+  readonly #socket: Socket;
+  readonly #waiting: (Waiter | undefined)[] = [];
+  #head = 0;
+  #failure: Error | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(socket: Socket, timeoutMs: number, where: string) {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) => {
+      for (const payload of reader.push(chunk)) {
+        const w = this.#waiting[this.#head];
+        if (!w) {
+          this.#fail(new HandoverError('ChipFarmProtocol', `the farm at ${where} sent an unasked answer`));
+          return;
+        }
+        this.#waiting[this.#head++] = undefined;
+        if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
+          this.#waiting.splice(0, this.#head);
+          this.#head = 0;
+        }
+        w.resolve(payload);
+      }
+    });
+    socket.on('error', (e) =>
+      this.#fail(new HandoverError('ChipUnreachable', `farm connection to ${where} failed: ${e.message}`)),
+    );
+    socket.on('close', () =>
+      this.#fail(new HandoverError('ChipUnreachable', `the farm at ${where} closed the connection`)),
+    );
+    this.#timer = setInterval(
+      () => {
+        const oldest = this.#waiting[this.#head];
+        if (oldest && Date.now() - oldest.sentAt > timeoutMs) {
+          this.#fail(
+            new HandoverError('ChipTimeout', `no answer from the farm at ${where} in ${timeoutMs} ms`),
+          );
+        }
+      },
+      Math.max(10, Math.min(1000, timeoutMs / 4)),
+    );
+    this.#timer.unref();
+  }
+
+  get inFlight(): number {
+    return this.#waiting.length - this.#head;
+  }
+
+  transmit(eid: string, apdu: Uint8Array): Promise<Uint8Array> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const payload = frame(farmRequest(eid, apdu));
+    return new Promise<Uint8Array>((resolve, reject) => {
+      this.#waiting.push({ resolve, reject, sentAt: Date.now() });
+      this.#socket.write(payload);
+    });
+  }
+
+  #fail(e: Error): void {
+    this.#failure ??= e;
+    clearInterval(this.#timer);
+    const waiting = this.#waiting.slice(this.#head);
+    this.#waiting.length = 0;
+    this.#head = 0;
+    for (const w of waiting) w?.reject(this.#failure);
+    this.#socket.destroy();
+  }
+
+  close(): void {
+    this.#fail(new HandoverError('ChipUnreachable', 'the farm link was closed'));
+  }
+}
+
+/** A chip's lane: the same for all its APDUs. */
+function laneIndex(eid: string, lanes: number): number {
+  let h = 0;
+  for (let i = 0; i < eid.length; i++) h = (h * 31 + eid.charCodeAt(i)) >>> 0;
+  return h % lanes;
+}
+
+export async function connectFarm(host: string, port: number, o: FarmLinkOptions = {}): Promise<FarmLink> {
+  const n = o.connections ?? 1;
+  if (!Number.isInteger(n) || n < 1) throw new RangeError('connections is a positive integer');
+  const where = `${host}:${port}`;
+  const open = (): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const s = connect({ host, port }, () => {
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (e) =>
+        reject(new HandoverError('ChipUnreachable', `cannot reach the chip farm at ${where}: ${e.message}`)),
+      );
+    });
+  const opened = await Promise.allSettled(Array.from({ length: n }, open));
+  const sockets = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    for (const s of sockets) s.destroy();
+    throw failed.reason;
+  }
+  const lanes = sockets.map((s) => new Lane(s, o.timeoutMs ?? 30_000, where));
+  return {
+    transmit: (eid, apdu) => lanes[laneIndex(eid, lanes.length)]!.transmit(eid, apdu),
+    get inFlight() {
+      return lanes.reduce((sum, l) => sum + l.inFlight, 0);
+    },
+    close: () => {
+      for (const l of lanes) l.close();
+    },
+  };
+}
