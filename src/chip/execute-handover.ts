@@ -12,7 +12,7 @@ import {
 import { decodeTransferPermissionMessage } from '../protocol/asn1/permission.ts';
 import type { Outcome } from '../protocol/asn1/results.ts';
 import { ecdsaVerify } from '../protocol/crypto/ecdsa.ts';
-import { loadPrivateKeyPem, publicKeyFromPoint } from '../protocol/crypto/keys.ts';
+import { publicKeyFromPoint } from '../protocol/crypto/keys.ts';
 import { CryptoError, MalformedMessage } from '../protocol/errors.ts';
 import { computeReceipt, establishKeys, type HandoverKeys } from '../protocol/handover-keys.ts';
 import {
@@ -20,6 +20,7 @@ import {
   certificateKey,
   chipSigner,
   type Handled,
+  loadStatePrivateKey,
   refuse,
   without,
 } from './command-context.ts';
@@ -61,7 +62,7 @@ export function executeHandover(ctx: CommandContext): Handled {
   try {
     const otPkSm = publicKeyFromPoint(state.curve, data.otPkSm);
     // otSK.chip is loaded for this one use and never cached.
-    keys = establishKeys(loadPrivateKeyPem(pending.otSkChip), otPkSm, {
+    keys = establishKeys(loadStatePrivateKey(pending.otSkChip), otPkSm, {
       permissionId: data.permissionId,
       eid: state.eid,
       previousSmId: state.assignment.smId,
