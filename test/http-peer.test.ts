@@ -2,7 +2,9 @@
  * The peer API over mutual TLS and the HttpPeerTransport (issue "SM services", items 2-4, 7):
  * who may call (a configured peer whose SM certificate validates under our CI), what a caller may
  * see (only transfers it is part of), malformed messages, and how the transport reports outcomes
- * to the outbox (a typed 4xx is final, anything else is retried).
+ * to the outbox (a typed 4xx is final, anything else is retried). The peer API runs on SQLite and
+ * on PostgreSQL (skipped without DATABASE_URL); the transport, which has no store of its own, on
+ * the memory store.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:https';
@@ -16,6 +18,7 @@ import { createHttpTestChip } from './support/http-chip.ts';
 import {
   ALPHA,
   BETA,
+  backendSkip,
   type CallResult,
   createHttpWorld,
   eventually,
@@ -23,8 +26,10 @@ import {
   GAMMA,
   type HttpWorld,
   idem,
+  SQL_BACKENDS,
   smClient,
   tempDir,
+  testOn,
   tlsIdentityOf,
 } from './support/http-world.ts';
 
@@ -40,207 +45,214 @@ function refused(r: CallResult, status: number, code: string): void {
   assert.equal(codeOf(r), code, r.text);
 }
 
-describe('peer API over mutual TLS', () => {
-  let world: HttpWorld;
-  let otherCi: ReturnType<typeof tempDir>;
-  let serial = 200;
-  const registerAtAlpha = async () => {
-    const chip = createHttpTestChip(world.pki, world.eid(serial++), ALPHA);
-    const r = await smClient(world, ALPHA, { operator: 'mno-a' }).call('/v1/chips', {
-      headers: idem(),
-      body: await chip.registration(),
+for (const backend of SQL_BACKENDS) {
+  describe(`peer API over mutual TLS (${backend})`, () => {
+    const it = testOn(backend);
+    let world: HttpWorld;
+    let otherCi: ReturnType<typeof tempDir>;
+    let serial = 200;
+    const registerAtAlpha = async () => {
+      const chip = createHttpTestChip(world.pki, world.eid(serial++), ALPHA);
+      const r = await smClient(world, ALPHA, { operator: 'mno-a' }).call('/v1/chips', {
+        headers: idem(),
+        body: await chip.registration(),
+      });
+      assert.equal(r.status, 201, r.text);
+      return chip;
+    };
+    const alphaDump = () => world.get(ALPHA).dump();
+
+    before(async () => {
+      if (backendSkip(backend) !== undefined) return;
+      world = await createHttpWorld({
+        backend,
+        sms: [
+          { smId: ALPHA, operators: [{ id: 'mno-a' }], peers: [BETA] },
+          { smId: BETA, operators: [{ id: 'mno-b' }], peers: [ALPHA, GAMMA, DOWN] },
+          { smId: GAMMA, operators: [{ id: 'mno-c' }], peers: [BETA] },
+        ],
+        extraSmIds: [DOWN],
+      });
+      otherCi = tempDir('handover-other-ci-');
     });
-    assert.equal(r.status, 201, r.text);
-    return chip;
-  };
-  const alphaDump = () => world.get(ALPHA).store.dump();
-
-  before(async () => {
-    world = await createHttpWorld({
-      sms: [
-        { smId: ALPHA, operators: [{ id: 'mno-a' }], peers: [BETA] },
-        { smId: BETA, operators: [{ id: 'mno-b' }], peers: [ALPHA, GAMMA, DOWN] },
-        { smId: GAMMA, operators: [{ id: 'mno-c' }], peers: [BETA] },
-      ],
-      extraSmIds: [DOWN],
+    after(async () => {
+      await world?.close();
+      otherCi?.remove();
     });
-    otherCi = tempDir('handover-other-ci-');
-  });
-  after(async () => {
-    await world.close();
-    otherCi.remove();
-  });
 
-  test('no client certificate: 401 ClientCertificateRequired, before the body is even read', async () => {
-    const before = alphaDump();
-    const anonymous = smClient(world, ALPHA);
-    refused(
-      await anonymous.call('/peer/v1/messages', { body: '{not json' }),
-      401,
-      'ClientCertificateRequired',
-    );
-    refused(await anonymous.call('/peer/v1/transfers/tr_x'), 401, 'ClientCertificateRequired');
-    // An operator token is no substitute.
-    refused(
-      await smClient(world, ALPHA, { operator: 'mno-a' }).call('/peer/v1/messages', {
-        body: { type: 'AskOutcome', askId: 'x', eid: world.eid(1), outcome: 'rejected' },
-      }),
-      401,
-      'ClientCertificateRequired',
-    );
-    assert.deepEqual(alphaDump(), before);
-  });
-
-  test('a certificate of another CI: 403 PeerNotAuthorised, before any handler runs', async () => {
-    const chip = await registerAtAlpha();
-    const foreign = createDevPki({ curve: 'p256', dir: otherCi.dir, smIds: [BETA] });
-    const before = alphaDump();
-    const r = await smClient(world, ALPHA).call('/peer/v1/messages', {
-      clientIdentity: tlsIdentityOf(foreign, BETA),
-      body: { type: 'TransferAsk', askId: 'ask-1', eid: chip.eid },
-    });
-    refused(r, 403, 'PeerNotAuthorised');
-    assert.ok(
-      ['unknownIssuer', 'badSignature'].includes(String((r.json as ErrorJson).error.details.reason)),
-      r.text,
-    );
-    refused(
-      await smClient(world, ALPHA).call('/peer/v1/messages', {
-        clientIdentity: tlsIdentityOf(foreign, BETA),
-        body: '{',
-      }),
-      403,
-      'PeerNotAuthorised',
-    );
-    assert.deepEqual(alphaDump(), before);
-  });
-
-  test('an SM certificate of our CI that is not a configured peer: 403 PeerNotAuthorised', async () => {
-    const chip = await registerAtAlpha();
-    const before = alphaDump();
-    const r = await smClient(world, ALPHA, { peer: GAMMA }).call('/peer/v1/messages', {
-      body: { type: 'TransferAsk', askId: 'ask-2', eid: chip.eid },
-    });
-    refused(r, 403, 'PeerNotAuthorised');
-    assert.equal((r.json as ErrorJson).error.details.smId, GAMMA);
-    assert.deepEqual(alphaDump(), before);
-  });
-
-  test('a TransferAsk from a peer is accepted once; the same ask again gets the same answer', async () => {
-    const chip = await registerAtAlpha();
-    const asBeta = smClient(world, ALPHA, { peer: BETA });
-    const ask = { type: 'TransferAsk', askId: 'beta-ask-1', eid: chip.eid };
-    const first = await asBeta.call('/peer/v1/messages', { body: ask });
-    assert.equal(first.status, 200, first.text);
-    const reply = first.json as { type: string; transferId: string; state: string };
-    assert.equal(reply.type, 'TransferAskAccepted');
-    assert.equal(reply.state, 'permitted');
-    const after = alphaDump();
-    const second = await asBeta.call('/peer/v1/messages', { body: ask });
-    assert.deepEqual(second.json, first.json);
-    assert.deepEqual(alphaDump(), after);
-
-    const status = await asBeta.call(`/peer/v1/transfers/${reply.transferId}`);
-    assert.equal(status.status, 200, status.text);
-    const s = status.json as Record<string, unknown>;
-    assert.equal(s.role, 'currentSm');
-    assert.equal(s.state, 'permitted');
-    assert.equal(s.peerTransferId, 'beta-ask-1');
-    assert.equal(s.operatorId, undefined, 'operator ids are not shown to peers');
-  });
-
-  test('an SM calling about a chip or transfer it has nothing to do with is refused', async () => {
-    const asBeta = smClient(world, ALPHA, { peer: BETA });
-    const before = alphaDump();
-    refused(
-      await asBeta.call('/peer/v1/messages', {
-        body: { type: 'TransferAsk', askId: 'a-3', eid: world.eid(9001) },
-      }),
-      404,
-      'ChipNotManaged',
-    );
-    refused(
-      await asBeta.call('/peer/v1/messages', {
-        body: { type: 'AskOutcome', askId: 'tr_unknown', eid: world.eid(9001), outcome: 'rejected' },
-      }),
-      404,
-      'UnknownTransfer',
-    );
-    refused(await asBeta.call('/peer/v1/transfers/tr_unknown'), 404, 'UnknownTransfer');
-    assert.deepEqual(alphaDump(), before);
-
-    // Beta's port-in from alpha: alpha may read it, gamma (a peer of beta too) may neither read nor end it.
-    const order = await smClient(world, BETA, { operator: 'mno-b' }).call('/v1/port-ins', {
-      headers: idem(),
-      body: { eid: world.eid(9002), currentSmId: ALPHA, ask: false },
-    });
-    const incoming = (order.json as { transfer: { id: string } }).transfer;
-    const fromAlpha = await smClient(world, BETA, { peer: ALPHA }).call(`/peer/v1/transfers/${incoming.id}`);
-    assert.equal(fromAlpha.status, 200, fromAlpha.text);
-    assert.equal((fromAlpha.json as { role: string }).role, 'newSm');
-    const betaBefore = world.get(BETA).store.dump();
-    const asGamma = smClient(world, BETA, { peer: GAMMA });
-    refused(await asGamma.call(`/peer/v1/transfers/${incoming.id}`), 404, 'UnknownTransfer');
-    refused(
-      await asGamma.call('/peer/v1/messages', {
-        body: { type: 'AskOutcome', askId: incoming.id, eid: world.eid(9002), outcome: 'rejected' },
-      }),
-      403,
-      'NotAuthorised',
-    );
-    assert.deepEqual(world.get(BETA).store.dump(), betaBefore);
-  });
-
-  test('malformed peer messages: 400 with a stable code and no state change', async () => {
-    const asBeta = smClient(world, ALPHA, { peer: BETA });
-    const cases: [unknown, number, string][] = [
-      ['{"type":', 400, 'MalformedJson'],
-      [{ type: 'Completed', handoverResult: 'not*base64' }, 400, 'MalformedBase64'],
-      [
-        { type: 'Completed', handoverResult: Buffer.from('garbage').toString('base64') },
-        400,
-        'MalformedMessage',
-      ],
-      [{ type: 'Gossip', about: 'x' }, 400, 'InvalidInput'],
-      [{ type: 'TransferAsk', askId: 'a', eid: world.eid(1), extra: 1 }, 400, 'InvalidInput'],
-      [{ type: 'Completed', handoverResult: 'A'.repeat(300 * 1024) }, 413, 'PayloadTooLarge'],
-    ];
-    for (const [body, status, code] of cases) {
-      const before = alphaDump();
-      refused(await asBeta.call('/peer/v1/messages', { body }), status, code);
-      assert.deepEqual(alphaDump(), before);
-    }
-  });
-
-  test('the outbox: a typed refusal ends a port-in; an unreachable peer is retried', async () => {
-    const b = smClient(world, BETA, { operator: 'mno-b' });
-    const refusedOrder = await b.call('/v1/port-ins', {
-      headers: idem(),
-      body: { eid: world.eid(9101), currentSmId: ALPHA },
-    });
-    const tr = (refusedOrder.json as { transfer: { id: string } }).transfer;
-    const failed = await eventually(async () => {
-      const t = (await b.call(`/v1/transfers/${tr.id}`)).json as { state: string; endReason?: string };
-      return t.state === 'failed' ? t : undefined;
-    });
-    assert.equal(failed.endReason, 'ChipNotManaged');
-
-    const downOrder = await b.call('/v1/port-ins', {
-      headers: idem(),
-      body: { eid: world.eid(9102), currentSmId: DOWN },
-    });
-    const down = (downOrder.json as { transfer: { id: string } }).transfer;
-    const item = await eventually(async () => {
-      const items = [...world.get(BETA).store.dump().outbox.values()].filter(
-        (i): i is PeerOutboxItem => i.channel === 'peer' && i.transferId === down.id,
+    it('no client certificate: 401 ClientCertificateRequired, before the body is even read', async () => {
+      const before = await alphaDump();
+      const anonymous = smClient(world, ALPHA);
+      refused(
+        await anonymous.call('/peer/v1/messages', { body: '{not json' }),
+        401,
+        'ClientCertificateRequired',
       );
-      return items[0] && items[0].attempts > 0 ? items[0] : undefined;
+      refused(await anonymous.call('/peer/v1/transfers/tr_x'), 401, 'ClientCertificateRequired');
+      // An operator token is no substitute.
+      refused(
+        await smClient(world, ALPHA, { operator: 'mno-a' }).call('/peer/v1/messages', {
+          body: { type: 'AskOutcome', askId: 'x', eid: world.eid(1), outcome: 'rejected' },
+        }),
+        401,
+        'ClientCertificateRequired',
+      );
+      assert.deepEqual(await alphaDump(), before);
     });
-    assert.equal(item.state, 'pending');
-    assert.equal(item.lastError?.code, 'DeliveryFailed');
-    assert.equal(((await b.call(`/v1/transfers/${down.id}`)).json as { state: string }).state, 'ordered');
+
+    it('a certificate of another CI: 403 PeerNotAuthorised, before any handler runs', async () => {
+      const chip = await registerAtAlpha();
+      const foreign = createDevPki({ curve: 'p256', dir: otherCi.dir, smIds: [BETA] });
+      const before = await alphaDump();
+      const r = await smClient(world, ALPHA).call('/peer/v1/messages', {
+        clientIdentity: tlsIdentityOf(foreign, BETA),
+        body: { type: 'TransferAsk', askId: 'ask-1', eid: chip.eid },
+      });
+      refused(r, 403, 'PeerNotAuthorised');
+      assert.ok(
+        ['unknownIssuer', 'badSignature'].includes(String((r.json as ErrorJson).error.details.reason)),
+        r.text,
+      );
+      refused(
+        await smClient(world, ALPHA).call('/peer/v1/messages', {
+          clientIdentity: tlsIdentityOf(foreign, BETA),
+          body: '{',
+        }),
+        403,
+        'PeerNotAuthorised',
+      );
+      assert.deepEqual(await alphaDump(), before);
+    });
+
+    it('an SM certificate of our CI that is not a configured peer: 403 PeerNotAuthorised', async () => {
+      const chip = await registerAtAlpha();
+      const before = await alphaDump();
+      const r = await smClient(world, ALPHA, { peer: GAMMA }).call('/peer/v1/messages', {
+        body: { type: 'TransferAsk', askId: 'ask-2', eid: chip.eid },
+      });
+      refused(r, 403, 'PeerNotAuthorised');
+      assert.equal((r.json as ErrorJson).error.details.smId, GAMMA);
+      assert.deepEqual(await alphaDump(), before);
+    });
+
+    it('a TransferAsk from a peer is accepted once; the same ask again gets the same answer', async () => {
+      const chip = await registerAtAlpha();
+      const asBeta = smClient(world, ALPHA, { peer: BETA });
+      const ask = { type: 'TransferAsk', askId: 'beta-ask-1', eid: chip.eid };
+      const first = await asBeta.call('/peer/v1/messages', { body: ask });
+      assert.equal(first.status, 200, first.text);
+      const reply = first.json as { type: string; transferId: string; state: string };
+      assert.equal(reply.type, 'TransferAskAccepted');
+      assert.equal(reply.state, 'permitted');
+      const after = await alphaDump();
+      const second = await asBeta.call('/peer/v1/messages', { body: ask });
+      assert.deepEqual(second.json, first.json);
+      assert.deepEqual(await alphaDump(), after);
+
+      const status = await asBeta.call(`/peer/v1/transfers/${reply.transferId}`);
+      assert.equal(status.status, 200, status.text);
+      const s = status.json as Record<string, unknown>;
+      assert.equal(s.role, 'currentSm');
+      assert.equal(s.state, 'permitted');
+      assert.equal(s.peerTransferId, 'beta-ask-1');
+      assert.equal(s.operatorId, undefined, 'operator ids are not shown to peers');
+    });
+
+    it('an SM calling about a chip or transfer it has nothing to do with is refused', async () => {
+      const asBeta = smClient(world, ALPHA, { peer: BETA });
+      const before = await alphaDump();
+      refused(
+        await asBeta.call('/peer/v1/messages', {
+          body: { type: 'TransferAsk', askId: 'a-3', eid: world.eid(9001) },
+        }),
+        404,
+        'ChipNotManaged',
+      );
+      refused(
+        await asBeta.call('/peer/v1/messages', {
+          body: { type: 'AskOutcome', askId: 'tr_unknown', eid: world.eid(9001), outcome: 'rejected' },
+        }),
+        404,
+        'UnknownTransfer',
+      );
+      refused(await asBeta.call('/peer/v1/transfers/tr_unknown'), 404, 'UnknownTransfer');
+      assert.deepEqual(await alphaDump(), before);
+
+      // Beta's port-in from alpha: alpha may read it, gamma (a peer of beta too) may neither read nor end it.
+      const order = await smClient(world, BETA, { operator: 'mno-b' }).call('/v1/port-ins', {
+        headers: idem(),
+        body: { eid: world.eid(9002), currentSmId: ALPHA, ask: false },
+      });
+      const incoming = (order.json as { transfer: { id: string } }).transfer;
+      const fromAlpha = await smClient(world, BETA, { peer: ALPHA }).call(
+        `/peer/v1/transfers/${incoming.id}`,
+      );
+      assert.equal(fromAlpha.status, 200, fromAlpha.text);
+      assert.equal((fromAlpha.json as { role: string }).role, 'newSm');
+      const betaBefore = await world.get(BETA).dump();
+      const asGamma = smClient(world, BETA, { peer: GAMMA });
+      refused(await asGamma.call(`/peer/v1/transfers/${incoming.id}`), 404, 'UnknownTransfer');
+      refused(
+        await asGamma.call('/peer/v1/messages', {
+          body: { type: 'AskOutcome', askId: incoming.id, eid: world.eid(9002), outcome: 'rejected' },
+        }),
+        403,
+        'NotAuthorised',
+      );
+      assert.deepEqual(await world.get(BETA).dump(), betaBefore);
+    });
+
+    it('malformed peer messages: 400 with a stable code and no state change', async () => {
+      const asBeta = smClient(world, ALPHA, { peer: BETA });
+      const cases: [unknown, number, string][] = [
+        ['{"type":', 400, 'MalformedJson'],
+        [{ type: 'Completed', handoverResult: 'not*base64' }, 400, 'MalformedBase64'],
+        [
+          { type: 'Completed', handoverResult: Buffer.from('garbage').toString('base64') },
+          400,
+          'MalformedMessage',
+        ],
+        [{ type: 'Gossip', about: 'x' }, 400, 'InvalidInput'],
+        [{ type: 'TransferAsk', askId: 'a', eid: world.eid(1), extra: 1 }, 400, 'InvalidInput'],
+        [{ type: 'Completed', handoverResult: 'A'.repeat(300 * 1024) }, 413, 'PayloadTooLarge'],
+      ];
+      for (const [body, status, code] of cases) {
+        const before = await alphaDump();
+        refused(await asBeta.call('/peer/v1/messages', { body }), status, code);
+        assert.deepEqual(await alphaDump(), before);
+      }
+    });
+
+    it('the outbox: a typed refusal ends a port-in; an unreachable peer is retried', async () => {
+      const b = smClient(world, BETA, { operator: 'mno-b' });
+      const refusedOrder = await b.call('/v1/port-ins', {
+        headers: idem(),
+        body: { eid: world.eid(9101), currentSmId: ALPHA },
+      });
+      const tr = (refusedOrder.json as { transfer: { id: string } }).transfer;
+      const failed = await eventually(async () => {
+        const t = (await b.call(`/v1/transfers/${tr.id}`)).json as { state: string; endReason?: string };
+        return t.state === 'failed' ? t : undefined;
+      });
+      assert.equal(failed.endReason, 'ChipNotManaged');
+
+      const downOrder = await b.call('/v1/port-ins', {
+        headers: idem(),
+        body: { eid: world.eid(9102), currentSmId: DOWN },
+      });
+      const down = (downOrder.json as { transfer: { id: string } }).transfer;
+      const item = await eventually(async () => {
+        const items = (await world.get(BETA).outbox()).filter(
+          (i): i is PeerOutboxItem => i.channel === 'peer' && i.transferId === down.id,
+        );
+        return items[0] && items[0].attempts > 0 ? items[0] : undefined;
+      });
+      assert.equal(item.state, 'pending');
+      assert.equal(item.lastError?.code, 'DeliveryFailed');
+      assert.equal(((await b.call(`/v1/transfers/${down.id}`)).json as { state: string }).state, 'ordered');
+    });
   });
-});
+}
 
 describe('HttpPeerTransport', () => {
   let world: HttpWorld;

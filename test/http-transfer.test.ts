@@ -2,10 +2,11 @@
  * A complete port-in between two SMs over HTTPS (issue "SM services", items 2-5, 7), on P-256
  * and on brainpoolP256r1: the new MNO orders at the new SM, the TransferAsk and the Completed go
  * SM to SM over mutual TLS from the outbox loop, and the test carries the chip's bytes over the
- * device API as a device agent would, the chip itself driven in-process over APDUs.
+ * device API as a device agent would, the chip itself driven in-process over APDUs. P-256 runs
+ * on SQLite and PostgreSQL, brainpoolP256r1 on the memory store.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import { decodeMessage } from '../src/protocol/asn1/decode-any.ts';
 import { decodeTransferPermissionMessage } from '../src/protocol/asn1/permission.ts';
 import type { Curve } from '../src/protocol/crypto/curves.ts';
@@ -13,11 +14,14 @@ import { createHttpTestChip } from './support/http-chip.ts';
 import {
   ALPHA,
   BETA,
+  backendSkip,
   createHttpWorld,
   eventually,
   type HttpWorld,
   idem,
+  type StoreBackend,
   smClient,
+  testOn,
 } from './support/http-world.ts';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -31,19 +35,29 @@ interface Transfer {
   peerSmId: string;
 }
 
-for (const curve of ['p256', 'brainpoolP256r1'] as Curve[]) {
-  describe(`a port-in between two HTTPS SMs on ${curve}`, () => {
+/** P-256 on both SQL stores; brainpool (TLS 1.2, another curve end to end) on the memory store. */
+const VARIANTS: readonly { curve: Curve; backend: StoreBackend }[] = [
+  { curve: 'p256', backend: 'sqlite' },
+  { curve: 'p256', backend: 'postgres' },
+  { curve: 'brainpoolP256r1', backend: 'memory' },
+];
+
+for (const { curve, backend } of VARIANTS) {
+  describe(`a port-in between two HTTPS SMs on ${curve} (${backend})`, () => {
+    const test = testOn(backend);
     let world: HttpWorld;
     before(async () => {
+      if (backendSkip(backend) !== undefined) return;
       world = await createHttpWorld({
         curve,
+        backend,
         sms: [
           { smId: ALPHA, operators: [{ id: 'mno-a' }] },
           { smId: BETA, operators: [{ id: 'mno-b' }] },
         ],
       });
     });
-    after(() => world.close());
+    after(() => world?.close());
 
     test('completes: ask and completion over mTLS, chip bytes over the device API', async () => {
       const alpha = smClient(world, ALPHA, { operator: 'mno-a' });

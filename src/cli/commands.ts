@@ -1,5 +1,6 @@
 /** Registers every command group on the program. One line per group file. */
 import type { Command } from 'commander';
+import { registerAuditCommands } from './audit-command.ts';
 import { registerChipCommands } from './chip-command.ts';
 import { registerChipFarmCommand } from './chip-farm-command.ts';
 import { registerChipServeCommand } from './chip-serve-command.ts';
@@ -23,4 +24,5 @@ export function registerCommands(program: Command): void {
   registerDeviceCommands(program);
   registerChipsCommands(program);
   registerTransferCommands(program);
+  registerAuditCommands(program);
 }

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { httpsJson } from '../net/https-json.ts';
-import { InvalidInput } from '../protocol/errors.ts';
+import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 
 export interface OperatorFlags {
   sm?: string;
@@ -27,6 +27,17 @@ export function addOperatorFlags(cmd: Command): Command {
     .option('--sm <url>', 'https base URL of your SM (env HANDOVER_SM_URL)')
     .option('--token <token>', 'operator bearer token (env HANDOVER_TOKEN)')
     .option('--ca <file>', 'CI certificate (PEM) the SM server certificate chains to (env HANDOVER_CA)');
+}
+
+/**
+ * A call that got no typed answer is still a failed operation (exit 1 with a JSON error), not an
+ * internal error: SmUnreachable (no connection, TLS refused, timeout) or SmServerError (5xx).
+ */
+function failure(e: unknown): HandoverError {
+  if (e instanceof HandoverError) return e;
+  const message = e instanceof Error ? e.message : String(e);
+  const code = /: HTTP \d{3}\b/.test(message) ? 'SmServerError' : 'SmUnreachable';
+  return new HandoverError(code, message);
 }
 
 export function operatorClient(flags: OperatorFlags): OperatorClient {
@@ -49,6 +60,8 @@ export function operatorClient(flags: OperatorFlags): OperatorClient {
     httpsJson<T>(method, `${base}${path}`, body, {
       ca: [ca],
       headers: mutating ? { ...auth, 'idempotency-key': randomUUID() } : auth,
+    }).catch((e: unknown) => {
+      throw failure(e);
     });
   return {
     get: (path) => call('GET', path, undefined, false),

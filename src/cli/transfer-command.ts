@@ -31,8 +31,10 @@ async function watch(
 ): Promise<void> {
   const client = operatorClient(flags);
   const interval = Number(flags.interval);
-  const deadline = Date.now() + Number(flags.timeout) * 1000;
+  const timeout = Number(flags.timeout);
   if (!(interval >= 100)) throw new InvalidInput('UsageError', '--interval is milliseconds, at least 100');
+  if (!(timeout > 0)) throw new InvalidInput('UsageError', '--timeout is seconds, more than 0');
+  const deadline = Date.now() + timeout * 1000;
   const seen = new Set<number>();
   let last = '';
   for (;;) {

@@ -20,6 +20,19 @@ export interface DrainReport {
 
 type Sendable = PeerOutboxItem | OperatorOutboxItem;
 
+/**
+ * Thrown by an OperatorNotifier for an operator it has nowhere to send to (no webhook
+ * configured): the notification is settled as `refused` with this code, never retried, so
+ * notifications for such operators do not pile up as pending.
+ */
+export class NotificationNotConfigured extends HandoverError {
+  constructor(operatorId: string) {
+    super('WebhookNotConfigured', `operator ${operatorId} has no webhook: the notification is not sent`, {
+      operatorId,
+    });
+  }
+}
+
 function errorOf(e: unknown): { code: string; message: string } {
   if (e instanceof HandoverError) return { code: e.code, message: e.message };
   return { code: 'DeliveryFailed', message: e instanceof Error ? e.message : String(e) };
@@ -119,6 +132,17 @@ async function sendOperator(
   try {
     await notifier.notify(item.operatorId, item.notification);
   } catch (e) {
+    if (e instanceof NotificationNotConfigured) {
+      const now = ctx.clock();
+      const skipped: Delivery = {
+        state: 'refused',
+        attempts: item.attempts + 1,
+        nextAttemptAt: now,
+        lastError: errorOf(e),
+      };
+      await ctx.store.transaction((tx) => settle(tx, item, skipped));
+      return 'refused';
+    }
     await ctx.store.transaction((tx) => settle(tx, item, retryLater(ctx, item, e)));
     return 'retried';
   }
@@ -134,24 +158,31 @@ async function sendOperator(
   return 'delivered';
 }
 
-/** Sends everything due now. Operator notifications wait in the outbox when no notifier is given. */
+/**
+ * Sends everything due now, oldest first: peer messages before operator notifications, so a slow
+ * webhook never holds up the protocol. Once an operator's notification fails, that operator's
+ * other notifications wait for the next drain (one timeout per unreachable webhook per drain,
+ * not one per notification). Operator notifications wait in the outbox when no notifier is given.
+ */
 export async function drainOutbox(
   ctx: SmContext,
   transport: PeerTransport,
   notifier?: OperatorNotifier,
 ): Promise<DrainReport> {
   const now = ctx.clock();
-  const due = (await ctx.store.transaction((tx) => tx.listOutbox({ states: ['pending'], dueAt: now })))
-    .filter(
-      (i): i is Sendable => i.channel === 'peer' || (i.channel === 'operator' && notifier !== undefined),
-    )
-    .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  const due = (await ctx.store.transaction((tx) => tx.listOutbox({ states: ['pending'], dueAt: now }))).sort(
+    (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
+  );
   const report = { delivered: 0, refused: 0, retried: 0 };
   for (const item of due) {
-    const outcome =
-      item.channel === 'peer'
-        ? await sendPeer(ctx, transport, item)
-        : await sendOperator(ctx, notifier!, item);
+    if (item.channel === 'peer') report[await sendPeer(ctx, transport, item)]++;
+  }
+  if (!notifier) return report;
+  const failing = new Set<string>();
+  for (const item of due) {
+    if (item.channel !== 'operator' || failing.has(item.operatorId)) continue;
+    const outcome = await sendOperator(ctx, notifier, item);
+    if (outcome === 'retried') failing.add(item.operatorId);
     report[outcome]++;
   }
   return report;

@@ -15,7 +15,8 @@
  *     "dataDir": "data/sm-alpha",
  *     "peers": [{ "smId": "sm-beta.example", "baseUrl": "https://127.0.0.1:8442",
  *                 "certFile": "pki/sm-sm-beta.example.pem" }],
- *     "operators": [{ "id": "mno-a", "tokenSha256": "<hex SHA-256 of the token>", "approvalRequired": false }],
+ *     "operators": [{ "id": "mno-a", "tokenSha256": "<hex SHA-256 of the token>", "approvalRequired": false,
+ *                     "webhook": { "url": "https://mno-a.example/events", "secretFile": "secrets/mno-a" } }],
  *     "permissionValidityHours": 24
  *   }
  */
@@ -115,6 +116,26 @@ export const SmConfigSchema = Type.Object(
           approvalRequired: Type.Boolean({
             description: "Whether a new SM's ask for this operator's chips waits for its approval (§6.1)",
           }),
+          webhook: Type.Optional(
+            Type.Object(
+              {
+                url: Type.String({
+                  minLength: 1,
+                  maxLength: 2048,
+                  description:
+                    "Where the operator's notifications are POSTed: https, or http only to 127.0.0.1, ::1 or localhost",
+                }),
+                secretFile: Type.Optional(
+                  Type.String({
+                    minLength: 1,
+                    description:
+                      'File holding the HMAC-SHA256 key of X-Handover-Signature (its text, trimmed; at least 16 characters)',
+                  }),
+                ),
+              },
+              { additionalProperties: false, description: "The operator's webhook (PROTOCOL.md §9)" },
+            ),
+          ),
         },
         { additionalProperties: false },
       ),
@@ -146,11 +167,19 @@ export interface PeerConfig {
   readonly certFile: string;
 }
 
+export interface WebhookConfig {
+  /** https, or http to a loopback host. */
+  readonly url: string;
+  /** Absolute. Read when the server starts (webhooks.ts). */
+  readonly secretFile?: string;
+}
+
 export interface OperatorTokenConfig {
   readonly id: string;
   /** Lower-case hex. */
   readonly tokenSha256: string;
   readonly approvalRequired: boolean;
+  readonly webhook?: WebhookConfig;
 }
 
 /** A validated configuration, every path absolute. */
@@ -188,6 +217,9 @@ const HINTS: Record<string, string> = {
   tokenSha256:
     "give the hex SHA-256 of the operator's bearer token, e.g. the output of `printf %s TOKEN | sha256sum`",
   approvalRequired: 'give true or false',
+  webhook: 'give { "url": "https://…", "secretFile": "secrets/mno-a.webhook" }',
+  url: 'give an https URL, e.g. "https://mno-a.example/handover-events" (http only to 127.0.0.1 or localhost)',
+  secretFile: 'give the path of a file holding the webhook secret, e.g. the output of `openssl rand -hex 32`',
   permissionValidityHours: 'give a number of hours above 0 (default 24)',
   logLevel: `give one of ${LOG_LEVELS.join(', ')}`,
 };
@@ -213,6 +245,33 @@ function shapeError(source: string, value: unknown): ConfigInvalid {
   }
   const what = issue.kind === 'missing' ? 'missing' : issue.message;
   return new ConfigInvalid(issue.field, `${what} in ${source}${hint(issue.field)}`, { source });
+}
+
+const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** A webhook URL: https, or plain http only to this machine; no credentials or fragment in it. */
+function webhookUrlCheck(value: string, field: string, source: string): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigInvalid(field, `is not a URL${hint('url')}`, { source });
+  }
+  const plainHttpOk = url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname);
+  if (url.protocol !== 'https:' && !plainHttpOk) {
+    throw new ConfigInvalid(
+      field,
+      `a webhook must use https (plain http only to 127.0.0.1, ::1 or localhost)${hint('url')}`,
+      { source },
+    );
+  }
+  if (url.username !== '' || url.password !== '' || url.hash !== '') {
+    throw new ConfigInvalid(
+      field,
+      'a webhook URL carries no credentials or fragment: authenticate deliveries by their X-Handover-Signature (secretFile)',
+      { source },
+    );
+  }
 }
 
 /**
@@ -274,6 +333,7 @@ export function parseSmConfig(
       );
     }
     tokens.add(token);
+    if (o.webhook) webhookUrlCheck(o.webhook.url, `operators/${i}/webhook/url`, source);
   });
   const hours = v.permissionValidityHours ?? DEFAULT_PERMISSION_VALIDITY_HOURS;
   if (hours * 3_600_000 < 1000) {
@@ -298,6 +358,12 @@ export function parseSmConfig(
       id: o.id,
       tokenSha256: o.tokenSha256.toLowerCase(),
       approvalRequired: o.approvalRequired,
+      ...(o.webhook && {
+        webhook: {
+          url: o.webhook.url,
+          ...(o.webhook.secretFile !== undefined && { secretFile: path(o.webhook.secretFile) }),
+        },
+      }),
     })),
     permissionValidityHours: hours,
     ...(v.logLevel !== undefined && { logLevel: v.logLevel as LogLevel }),

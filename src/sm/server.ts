@@ -13,7 +13,7 @@ import { HandoverError } from '../protocol/errors.ts';
 import type { ScryptParams } from './domain/locks.ts';
 import { SmError } from './errors.ts';
 import { buildSmApp, type SmApp, type SmLoggerOptions } from './http/app.ts';
-import type { IdempotencyStore } from './http/idempotency.ts';
+import { type IdempotencyStore, MemoryIdempotencyStore } from './http/idempotency.ts';
 import { serverTlsOptions } from './http/tls.ts';
 import { HttpPeerTransport } from './http-peer-transport.ts';
 import type { PeerTransport } from './peer-api.ts';
@@ -26,9 +26,10 @@ import {
   type StoreLocation,
   storeLocation,
 } from './server-config.ts';
-import { openStore } from './store/kysely/index.ts';
+import { openStore, sqlIdempotencyStore } from './store/kysely/index.ts';
 import type { SmStore } from './store/types.ts';
 import { SubscriptionManager } from './subscription-manager.ts';
+import { webhookNotifier } from './webhooks.ts';
 
 export interface OpenedStore {
   readonly store: SmStore;
@@ -68,6 +69,7 @@ export interface StartSmServerOptions {
   readonly intervals?: LoopIntervals;
   /** Peer transport (default: HttpPeerTransport with the SM's certificate). */
   readonly peerTransport?: PeerTransport;
+  /** Default: durable in a SQL store (the table of migration 0002), else in memory. */
   readonly idempotency?: IdempotencyStore;
   /** Unlock-code hashing cost (default: production strength); tests lower it. */
   readonly unlockScrypt?: ScryptParams;
@@ -168,6 +170,7 @@ export async function startSmServer(
 ): Promise<SmServerHandle> {
   const clock = o.clock ?? (() => new Date());
   const material = loadSmMaterial(config, clock());
+  const webhooks = webhookNotifier(config);
   const opened: Pick<OpenedStore, 'store' | 'close'> & { location?: OpenedStore['location'] } = o.store
     ? { store: o.store, close: async () => {} }
     : await createStore(config, o.env ?? process.env);
@@ -186,7 +189,8 @@ export async function startSmServer(
       operators: config.operators,
       clock,
       logger: o.logger ?? { level: logLevelFor(config, o.env) },
-      ...(o.idempotency && { idempotency: o.idempotency }),
+      // Durable keys on a SQL store; in memory for any other store.
+      idempotency: o.idempotency ?? sqlIdempotencyStore(store) ?? new MemoryIdempotencyStore(),
     });
     await app.listen({ host: config.listen.host, port: config.listen.port });
     const address = app.server.address() as AddressInfo;
@@ -205,10 +209,12 @@ export async function startSmServer(
     if (!peers) throw new Error('no peer transport');
     const log = app.log;
     log.info({ smId: config.smId, url, store: opened.location ?? 'given' }, 'SM listening');
+    for (const operatorId of webhooks.unsigned())
+      log.warn({ operatorId }, 'webhook has no secretFile: its deliveries are not signed');
     const outbox = every(
       o.intervals?.outboxMs ?? 250,
       async () => {
-        const r = await sm.drainOutbox(peers);
+        const r = await sm.drainOutbox(peers, webhooks);
         if (r.delivered + r.refused + r.retried > 0) log.debug({ outbox: r }, 'outbox drained');
       },
       (e) => log.error({ err: e }, 'outbox drain failed'),
@@ -234,6 +240,7 @@ export async function startSmServer(
           await Promise.all([outbox.stop(), expiry.stop()]);
           await started.close();
           transport?.close();
+          webhooks.close();
           await opened.close();
         })();
         return closing;
@@ -242,6 +249,7 @@ export async function startSmServer(
   } catch (e) {
     await app?.close();
     transport?.close();
+    webhooks.close();
     await opened.close();
     if (e instanceof HandoverError) throw e;
     const code = (e as { code?: unknown }).code;

@@ -7,25 +7,19 @@
  * a key whose first request is still running is IdempotencyKeyInUse (409, retry later). A 5xx
  * releases the key, so a retry runs again.
  *
- * The store here is in memory (per process, lost on restart). Proposed table for the SQL store,
- * so that replicas share keys and a restart keeps them:
+ * Two implementations of IdempotencyStore: MemoryIdempotencyStore below (per process, lost on a
+ * restart: for MemoryStore-backed servers, tests and the in-process demo), and
+ * SqlIdempotencyStore (store/kysely/idempotency.ts, table idempotency_keys of migration 0002),
+ * which an SM on SQLite or PostgreSQL uses: keys survive a restart and replicas on one database
+ * share them. Keys expire IDEMPOTENCY_TTL_MS after their response.
  *
- *   CREATE TABLE idempotency_keys (
- *     operator_id  TEXT NOT NULL,
- *     key          TEXT NOT NULL,
- *     fingerprint  TEXT NOT NULL,            -- hex SHA-256
- *     state        TEXT NOT NULL,            -- 'inProgress' | 'done'
- *     status_code  INTEGER,                  -- set when done
- *     response     TEXT,                     -- the JSON body sent, set when done
- *     created_at   TIMESTAMP NOT NULL,
- *     expires_at   TIMESTAMP NOT NULL,       -- created_at + 24 h; swept by the expiry loop
- *     PRIMARY KEY (operator_id, key)
- *   );
- *
- * `begin` is an INSERT … ON CONFLICT DO NOTHING followed by a SELECT; `complete` an UPDATE;
- * `release` a DELETE of the inProgress row. Best of all, `complete` would run in the same
- * transaction as the operation's own writes (then a crash between the two cannot run an
- * operation twice): that needs the SubscriptionManager to accept an outer transaction.
+ * Known gap: the response is recorded by `complete`, in its own transaction, after the
+ * operation's transaction has committed (the SubscriptionManager opens its transactions itself;
+ * recording both in one transaction needs it to accept an outer transaction and the HTTP body
+ * to be built inside it). A crash between the two commits leaves the key inProgress: a retry
+ * gets IdempotencyKeyInUse until IN_PROGRESS_TTL_MS has passed, then runs again, and the
+ * domain's own checks refuse a second effect (ChipExists, TransferPending, OrderPending,
+ * InvalidState) for every operation except a lock change, which is applied again.
  */
 import { createHash } from 'node:crypto';
 
@@ -55,7 +49,7 @@ export interface IdempotencyStore {
 
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 /** A reservation older than this is taken to belong to a request that died. */
-const IN_PROGRESS_TTL_MS = 5 * 60_000;
+export const IN_PROGRESS_TTL_MS = 5 * 60_000;
 
 type Entry =
   | { readonly state: 'inProgress'; readonly fingerprint: string; readonly at: Date }

@@ -1,8 +1,10 @@
 /** The append-only, hash-chained audit log (audit-chain.ts computes the chain, as for memory). */
+import type { Kysely } from 'kysely';
 import { chainAuditEntry } from '../../audit-chain.ts';
 import type { AuditEntry, AuditFilter, AuditInput, AuditValue } from '../types.ts';
 import { detailsIn, intOut, jsonOut, timeIn, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
+import type { Database } from './schema.ts';
 
 interface AuditRow {
   seq: number | string | bigint;
@@ -66,4 +68,37 @@ export async function listAudit(c: Conn, filter: AuditFilter = {}): Promise<Audi
     return q.orderBy('seq').execute();
   });
   return rows.map(entryOf);
+}
+
+/** One stored audit row as read for verification: its entry, or why it cannot be read. */
+export type StoredAuditRow =
+  | { readonly seq: number; readonly entry: AuditEntry }
+  | { readonly seq: number; readonly unreadable: string };
+
+/**
+ * Up to `limit` rows after `afterSeq`, in seq order, each decoded on its own, so that one row
+ * edited into nonsense is reported as that row (handover audit verify) instead of failing the read.
+ */
+export async function readAuditRows(
+  db: Kysely<Database>,
+  afterSeq: number,
+  limit: number,
+): Promise<StoredAuditRow[]> {
+  const rows = await db
+    .selectFrom('audit')
+    .selectAll()
+    .where('seq', '>', afterSeq)
+    .orderBy('seq')
+    .limit(limit)
+    .execute();
+  return rows.map((row): StoredAuditRow => {
+    const seq = intOut(row.seq);
+    try {
+      const entry = entryOf(row);
+      if (Number.isNaN(entry.at.getTime())) throw new Error(`"at" is not a time`);
+      return { seq, entry };
+    } catch (e) {
+      return { seq, unreadable: e instanceof Error ? e.message : String(e) };
+    }
+  });
 }

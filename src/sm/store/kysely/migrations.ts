@@ -10,7 +10,8 @@
  * - transfers: permission_id UNIQUE; a partial unique index allows one non-terminal transfer per
  *   chip and direction; direction and EID never change; states are checked per direction;
  * - audit: append-only (UPDATE, DELETE and, on PostgreSQL, TRUNCATE are refused by triggers);
- *   each entry must follow the last one (seq + 1, prev_hash = its hash).
+ *   each entry must follow the last one (seq + 1, prev_hash = its hash);
+ * - idempotency_keys (0002): one row per operator and key, a response only once done.
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import type { Database, SqlDialect } from './schema.ts';
@@ -318,14 +319,43 @@ function statements(dialect: SqlDialect): string[] {
     : [...tables(POSTGRES), ...POSTGRES_TRIGGERS];
 }
 
+/**
+ * 0002: the operator API's idempotency keys (http/idempotency.ts), so that a restart or another
+ * replica on the same database replays a stored response instead of running a request again.
+ * One row per (operator, key); `response` is the JSON body exactly as sent (text on both dialects,
+ * replayed byte for byte). A row is inProgress (reserved, no response yet) or done.
+ */
+function idempotencyStatements(t: Ddl): string[] {
+  return [
+    `CREATE TABLE idempotency_keys (
+      operator_id ${t.text} NOT NULL,
+      key ${t.text} NOT NULL CHECK (length(key) BETWEEN 1 AND 255),
+      fingerprint ${t.text} NOT NULL CHECK (length(fingerprint) = 64),
+      state ${t.text} NOT NULL CHECK (state IN ('inProgress', 'done')),
+      status_code ${t.int} CHECK (status_code BETWEEN 100 AND 599),
+      response ${t.text},
+      created_at ${t.time} NOT NULL,
+      completed_at ${t.time},
+      expires_at ${t.time} NOT NULL,
+      CONSTRAINT idempotency_keys_pk PRIMARY KEY (operator_id, key),
+      CONSTRAINT idempotency_keys_shape CHECK (
+        (state = 'inProgress' AND status_code IS NULL AND response IS NULL AND completed_at IS NULL)
+        OR (state = 'done' AND status_code IS NOT NULL AND response IS NOT NULL AND completed_at IS NOT NULL)
+      )
+    )${t.strict}`,
+    `CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)`,
+  ];
+}
+
 /** Every migration, by name (applied in name order). */
 export function migrations(dialect: SqlDialect): Record<string, Migration> {
+  const ddl = dialect === 'sqlite' ? SQLITE : POSTGRES;
+  const run = (statements: readonly string[]) => async (db: Kysely<unknown>) => {
+    for (const statement of statements) await sql.raw(statement).execute(db);
+  };
   return {
-    '0001_initial': {
-      async up(db: Kysely<unknown>): Promise<void> {
-        for (const statement of statements(dialect)) await sql.raw(statement).execute(db);
-      },
-    },
+    '0001_initial': { up: run(statements(dialect)) },
+    '0002_idempotency_keys': { up: run(idempotencyStatements(ddl)) },
   };
 }
 

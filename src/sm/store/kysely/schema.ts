@@ -137,6 +137,21 @@ export interface AuditTable {
   hash: string;
 }
 
+/** The operator API's idempotency keys (migration 0002; http/idempotency.ts). */
+export interface IdempotencyKeysTable {
+  operator_id: string;
+  key: string;
+  /** Hex SHA-256 of method, path and canonical body. */
+  fingerprint: string;
+  state: 'inProgress' | 'done';
+  status_code: number | null;
+  /** The JSON body as sent. */
+  response: string | null;
+  created_at: DbTime;
+  completed_at: DbTimeOrNull;
+  expires_at: DbTime;
+}
+
 export interface Database {
   chips: ChipsTable;
   used_counters: UsedCountersTable;
@@ -144,4 +159,5 @@ export interface Database {
   orders: OrdersTable;
   outbox: OutboxTable;
   audit: AuditTable;
+  idempotency_keys: IdempotencyKeysTable;
 }

@@ -41,6 +41,7 @@ export async function refusedByDatabase(
 }
 
 const pid = (v: number) => Buffer.alloc(16, v);
+const MIGRATIONS = ['0001_initial', '0002_idempotency_keys'];
 
 async function seed(store: SqlStore): Promise<void> {
   await store.transaction(async (tx) => {
@@ -86,14 +87,29 @@ export function sqlStoreSuite(name: string, backend: SqlBackend): void {
         (
           await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(store.db)
         ).rows.map((r) => r.name);
-      assert.deepEqual(await names(), ['0001_initial']);
+      assert.deepEqual(await names(), MIGRATIONS);
       await seed(store);
       const before = await dumpStore(store);
       const options = schema === undefined ? {} : { schema };
       assert.deepEqual(await migrate(store.db, store.dialect, options), []);
       assert.deepEqual(await migrate(store.db, store.dialect, options), []);
-      assert.deepEqual(await names(), ['0001_initial']);
+      assert.deepEqual(await names(), MIGRATIONS);
       assert.deepEqual(await dumpStore(store), before);
+    });
+
+    it('a database made before 0002 is brought up to date with its data', async ({ store, schema }) => {
+      await seed(store);
+      const before = await dumpStore(store);
+      // Back to the schema of 0001, as a store released before idempotency keys left it.
+      await sql`DROP TABLE idempotency_keys`.execute(store.db);
+      await sql`DELETE FROM kysely_migration WHERE name = '0002_idempotency_keys'`.execute(store.db);
+      const options = schema === undefined ? {} : { schema };
+      assert.deepEqual(await migrate(store.db, store.dialect, options), ['0002_idempotency_keys']);
+      assert.deepEqual(await dumpStore(store), before);
+      const keys = await sql<{ n: number | string }>`SELECT count(*) AS n FROM idempotency_keys`.execute(
+        store.db,
+      );
+      assert.equal(Number(keys.rows[0]?.n), 0);
     });
 
     it('the database refuses a reused permissionId and a second open transfer per chip', async ({

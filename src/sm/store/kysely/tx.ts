@@ -34,6 +34,16 @@ export function transactionDb(tx: StoreTx): Kysely<Database> {
   return conn.db;
 }
 
+/**
+ * The connection of an open SQL store transaction, for repositories outside the StoreTx interface
+ * (idempotency.ts): its `run` maps database refusals and notes PostgreSQL conflicts to retry.
+ */
+export function transactionConn(tx: StoreTx): Conn {
+  const conn = connections.get(tx);
+  if (!conn) throw new Error('not a SQL store transaction');
+  return conn;
+}
+
 export class KyselyTx implements StoreTx {
   readonly #c: Conn;
 
