@@ -2,7 +2,7 @@
  * Composition root of one SM process (ARCHITECTURE.md: config → store → domain → http): the
  * configuration's files are loaded and checked, the store opened, the SubscriptionManager built,
  * the HTTPS app listening; two background loops carry out what the domain decided (the outbox's
- * peer deliveries, every ~250 ms) and what time decides (expiry, every few seconds). close()
+ * peer deliveries and operator webhooks, every ~250 ms) and what time decides (expiry, every few seconds). close()
  * stops the loops, then the server (requests in flight finish), then the store.
  */
 import { mkdirSync } from 'node:fs';
@@ -53,7 +53,7 @@ export async function createStore(
 }
 
 export interface LoopIntervals {
-  /** Outbox drain (peer deliveries); default 250 ms. */
+  /** Outbox drain (peer deliveries, then operator webhooks); default 250 ms. */
   readonly outboxMs?: number;
   /** expire(); default 5 s. */
   readonly expireMs?: number;
