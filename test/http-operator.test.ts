@@ -664,6 +664,7 @@ for (const backend of SQL_BACKENDS) {
         'POST /peer/v1/messages',
         'GET /peer/v1/transfers/{id}',
         'GET /device/v1/chips/{eid}/messages',
+        'POST /device/v1/poll',
         'POST /device/v1/transfer-requests',
         'POST /device/v1/handover-results',
         'POST /device/v1/chip-results',

@@ -3,20 +3,29 @@
  * chip over an APDU transport (TCP to `handover chip serve`, or a chip state file in-process),
  * and carries the answers to the SMs named in the signed messages. Prints one JSON line per step.
  */
-import { readFileSync } from 'node:fs';
+import { appendFileSync, createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { ChipCard } from '../chip/apdu.ts';
+import { connectFarm } from '../chip/farm/farm-link.ts';
 import { FileStateStore } from '../chip/file-store.ts';
 import { ChipProcessor } from '../chip/processor.ts';
 import { DeviceAgent } from '../device/agent.ts';
 import { sendCommand, type Transmit } from '../device/apdu-client.ts';
+import { apduChipLink, BatchDeviceAgent } from '../device/batch-agent.ts';
 import { httpSmEndpoints } from '../device/http-endpoints.ts';
 import { connectTcpCard } from '../device/tcp-transport.ts';
 import { parseEid } from '../protocol/eid.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 
 interface RunOptions {
-  eid: string;
+  eid?: string;
+  batch?: boolean;
+  farm?: string;
+  eids?: string;
+  homes?: string;
+  concurrency?: string;
+  connections?: string;
   sm: string;
   ca: string[];
   chip?: string;
@@ -44,8 +53,7 @@ async function chipLink(o: RunOptions): Promise<{ transmit: Transmit; close(): v
   return { transmit: (apdu) => card.transmit(apdu), close: () => {} };
 }
 
-async function run(o: RunOptions): Promise<void> {
-  const eid = parseEid(o.eid);
+function common(o: RunOptions): { ca: string[]; interval: number } {
   if (!/^https:\/\//.test(o.sm))
     throw usage(`--sm must be the https base URL of the chip's SM, got "${o.sm}"`);
   if (o.ca.length === 0)
@@ -59,6 +67,114 @@ async function run(o: RunOptions): Promise<void> {
   });
   const interval = Number(o.interval);
   if (!Number.isFinite(interval) || interval < 10) throw usage('--interval is milliseconds, at least 10');
+  return { ca, interval };
+}
+
+function positive(text: string | undefined, name: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw usage(`${name} must be a positive integer`);
+  return n;
+}
+
+/** The EIDs of --eids: one a line (or the first field of a CSV line); blank lines and # comments skipped. */
+async function* readEids(path: string): AsyncGenerator<string> {
+  const rl = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+  for await (const raw of rl) {
+    const field = raw.split(',')[0]!.trim();
+    if (field === '' || field.startsWith('#') || !/^\d/.test(field)) continue;
+    yield parseEid(field);
+  }
+}
+
+/**
+ * Homes that differ from --sm, as JSON lines {eid, sm} appended to --homes (the last line for an
+ * EID wins); in memory only the chips whose home changed.
+ */
+function loadHomes(path: string | undefined): Map<string, string> {
+  const homes = new Map<string, string>();
+  if (path === undefined || !existsSync(path)) return homes;
+  for (const l of readFileSync(path, 'utf8').split('\n')) {
+    if (l.trim() === '') continue;
+    const v = JSON.parse(l) as { eid?: unknown; sm?: unknown };
+    if (typeof v.eid === 'string' && typeof v.sm === 'string') homes.set(v.eid, v.sm);
+  }
+  return homes;
+}
+
+/** `device run --batch`: every chip of --eids, served by a chip farm, relayed by one BatchDeviceAgent. */
+async function runBatch(o: RunOptions): Promise<void> {
+  if (o.eid !== undefined || o.chip !== undefined || o.chipState !== undefined) {
+    throw usage('--batch takes --farm and --eids, not --eid / --chip / --chip-state');
+  }
+  if (o.farm === undefined || o.eids === undefined)
+    throw usage('--batch needs --farm HOST:PORT and --eids FILE');
+  const m = /^(.+):(\d{1,5})$/.exec(o.farm);
+  if (!m) throw usage(`--farm must be HOST:PORT, got "${o.farm}"`);
+  const eidsFile = o.eids;
+  if (!existsSync(eidsFile)) throw usage(`cannot read --eids ${eidsFile}`);
+  const { ca, interval } = common(o);
+  const concurrency = positive(o.concurrency, '--concurrency', 64);
+  const maxPolls = o.maxPolls === undefined ? Number.POSITIVE_INFINITY : Number(o.maxPolls);
+  const homes = loadHomes(o.homes);
+  const farm = await connectFarm(m[1]!, Number(m[2]), {
+    connections: positive(o.connections, '--connections', 4),
+  });
+  const homesFile = o.homes;
+  const total = { sweeps: 0, polled: 0, messages: 0, handovers: 0, failed: 0, pollFailures: 0 };
+  const agent = new BatchDeviceAgent({
+    sms: httpSmEndpoints(ca),
+    sendToChip: apduChipLink((eid, apdu) => farm.transmit(eid, apdu)),
+    homeOf: (eid) => homes.get(eid) ?? o.sm,
+    onHomeChanged: (eid, address) => {
+      if (address === o.sm) homes.delete(eid);
+      else homes.set(eid, address);
+      if (homesFile !== undefined) appendFileSync(homesFile, `${JSON.stringify({ eid, sm: address })}\n`);
+    },
+    concurrency,
+    maxTracked: Math.max(4096, concurrency * 4),
+    onChipError: (eid, e) => {
+      const err = e instanceof HandoverError ? e.toJSON() : { code: 'NetworkError', message: String(e) };
+      line({ error: err, eid });
+    },
+    onPollError: (sm, eids, e) => line({ pollError: String(e), sm, chips: eids.length }),
+  });
+  let stop = false;
+  const onSignal = () => {
+    stop = true;
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (let polls = 0; !stop && polls < maxPolls; polls++) {
+      const started = performance.now();
+      const r = await agent.sweep(readEids(eidsFile));
+      total.sweeps++;
+      total.polled += r.polled;
+      total.messages += r.messages;
+      total.handovers += r.handovers;
+      total.failed += r.failed;
+      total.pollFailures += r.pollFailures;
+      if (r.withMessages > 0 || r.failed > 0 || r.pollFailures > 0 || r.held > 0) {
+        line({ sweep: { ...r, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) } });
+      }
+      if (o.untilIdle && r.withMessages === 0 && r.held === 0 && r.pollFailures === 0) break;
+      if (!stop) await sleep(interval);
+    }
+  } finally {
+    farm.close();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+  line({ done: true, ...total, movedHome: homes.size });
+}
+
+async function run(o: RunOptions): Promise<void> {
+  if (o.batch) return runBatch(o);
+  if (o.eid === undefined) throw usage('give --eid (one chip) or --batch');
+  if (o.farm !== undefined || o.eids !== undefined) throw usage('--farm and --eids go with --batch');
+  const eid = parseEid(o.eid);
+  const { ca, interval } = common(o);
   const maxPolls = o.maxPolls === undefined ? Number.POSITIVE_INFINITY : Number(o.maxPolls);
   const link = await chipLink(o);
   const agent = new DeviceAgent({
@@ -100,9 +216,15 @@ export function registerDeviceCommands(program: Command): void {
     .description('the device agent: relays bytes between a chip and its SMs');
   device
     .command('run')
-    .description('poll the SM for the chip and carry every message through; one JSON line per step')
-    .requiredOption('--eid <eid>', 'the chip EID (32 digits)')
-    .requiredOption('--sm <url>', "https base URL of the chip's current SM")
+    .description(
+      'poll the SM for the chip and carry every message through; one JSON line per step. With ' +
+        '--batch: every chip of --eids, served by a `handover chip farm`; one JSON line per sweep that did something',
+    )
+    .option('--eid <eid>', 'the chip EID (32 digits)')
+    .requiredOption(
+      '--sm <url>',
+      "https base URL of the chip's current SM (with --batch: of every chip at first)",
+    )
     .option(
       '--ca <file>',
       'CI certificate (PEM) that SM server certificates chain to; repeatable',
@@ -113,6 +235,15 @@ export function registerDeviceCommands(program: Command): void {
     .option('--chip-state <file>', 'a chip state file, driven in-process')
     .option('--interval <ms>', 'pause between polls', '1000')
     .option('--until-idle', 'stop after the first poll that brings nothing')
-    .option('--max-polls <n>', 'stop after this many polls')
+    .option('--max-polls <n>', 'stop after this many polls (with --batch: sweeps)')
+    .option('--batch', 'serve many chips: needs --farm and --eids')
+    .option('--farm <host:port>', 'with --batch: a chip farm served by `handover chip farm`')
+    .option('--eids <file>', 'with --batch: the EIDs, one a line (or CSV, EID first)')
+    .option(
+      '--homes <file>',
+      'with --batch: JSON lines {eid, sm} of chips whose SM is no longer --sm (read, appended)',
+    )
+    .option('--concurrency <n>', 'with --batch: chips relayed at once (default 64)')
+    .option('--connections <n>', 'with --batch: TCP connections to the farm (default 4)')
     .action((o: RunOptions) => run(o));
 }

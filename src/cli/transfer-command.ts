@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parseEid } from '../protocol/eid.ts';
 import { InvalidInput } from '../protocol/errors.ts';
+import { registerBulkCommands } from './bulk-command.ts';
 import { addOperatorFlags, type OperatorFlags, operatorClient, printJson } from './operator-client.ts';
 
 interface TransferView {
@@ -157,4 +158,6 @@ export function registerTransferCommands(program: Command): void {
       .option('--interval <ms>', 'poll interval', '500')
       .option('--timeout <s>', 'give up after this many seconds', '600'),
   ).action((id: string, o: OperatorFlags & { interval: string; timeout: string }) => watch(id, o));
+
+  registerBulkCommands(transfer);
 }

@@ -21,8 +21,10 @@ export function spawnHandover(
   args: readonly string[],
   env: NodeJS.ProcessEnv,
   onLine?: (v: Record<string, unknown>) => void,
+  /** Extra Node.js options before the script (e.g. --cpu-prof). */
+  nodeArgs: readonly string[] = [],
 ): Child {
-  const p = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+  const p = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', MAIN, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -38,6 +38,8 @@ export type SmErrorCode =
   | 'ReceiptInvalid'
   | 'InvalidState'
   | 'TransferEnded'
+  // bulk jobs
+  | 'UnknownBulkJob'
   // store constraints
   | 'CounterReused';
 

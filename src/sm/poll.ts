@@ -38,3 +38,35 @@ export async function poll(ctx: SmContext, eid: string): Promise<Uint8Array[]> {
     return items.map((i) => i.bytes);
   });
 }
+
+/** Most EIDs one batch poll takes (the Device API's POST /device/v1/poll). */
+export const MAX_POLL_BATCH = 1000;
+
+/**
+ * poll() for many chips: every EID is checked before any is polled (a bad one changes nothing).
+ * One read-only pass (one transaction) finds the chips poll() would answer or change: pending
+ * device messages, or a profile switch to confirm. Only those are then polled, each in its own
+ * transaction, in order; what arrives in between is offered at the next poll. Only chips with
+ * messages are in the map.
+ */
+export async function pollMany(ctx: SmContext, eids: readonly string[]): Promise<Map<string, Uint8Array[]>> {
+  for (const eid of eids) checkEid(eid);
+  const unique = [...new Set(eids)];
+  const busy = await ctx.store.transaction(async (tx) => {
+    const found: string[] = [];
+    for (const eid of unique) {
+      const chip = await tx.getChip(eid);
+      const confirm = chip?.status === 'managed' && chip.profileSwitch?.state === 'unconfirmed';
+      if (confirm || (await tx.listOutbox({ channel: 'device', eid, states: ['pending'] })).length > 0) {
+        found.push(eid);
+      }
+    }
+    return found;
+  });
+  const out = new Map<string, Uint8Array[]>();
+  for (const eid of busy) {
+    const messages = await poll(ctx, eid);
+    if (messages.length > 0) out.set(eid, messages);
+  }
+  return out;
+}

@@ -57,6 +57,8 @@ export interface LoopIntervals {
   readonly outboxMs?: number;
   /** expire(); default 5 s. */
   readonly expireMs?: number;
+  /** Bulk transfer jobs (stepBulkJobs); default 250 ms. */
+  readonly bulkMs?: number;
 }
 
 export interface StartSmServerOptions {
@@ -227,6 +229,14 @@ export async function startSmServer(
       },
       (e) => log.error({ err: e }, 'expiry failed'),
     );
+    const bulk = every(
+      o.intervals?.bulkMs ?? 250,
+      async () => {
+        const r = await sm.stepBulkJobs();
+        if (r.started + r.ended + r.jobsCompleted > 0) log.debug({ bulk: r }, 'bulk jobs stepped');
+      },
+      (e) => log.error({ err: e }, 'bulk step failed'),
+    );
     const started = app;
     let closing: Promise<void> | undefined;
     return {
@@ -237,7 +247,7 @@ export async function startSmServer(
       app: started,
       close() {
         closing ??= (async () => {
-          await Promise.all([outbox.stop(), expiry.stop()]);
+          await Promise.all([outbox.stop(), expiry.stop(), bulk.stop()]);
           await started.close();
           transport?.close();
           webhooks.close();

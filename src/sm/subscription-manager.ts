@@ -5,6 +5,18 @@
  * with a stable code and leaves the store unchanged (the one exception: a wrong unlock code
  * counts as an attempt, §8). The class only composes: each procedure lives in its own file.
  */
+import {
+  type BulkAction,
+  type BulkItemQuery,
+  type BulkJobRequest,
+  type BulkJobStatus,
+  type BulkStepReport,
+  controlBulkJob,
+  createBulkJob,
+  getBulkJob,
+  listBulkItems,
+  stepBulkJobs,
+} from './bulk/jobs.ts';
 import { type CancelOutcome, handleCancelOutcome } from './cancel-outcome.ts';
 import { type ChipResultOutcome, postChipResult } from './chip-result.ts';
 import { type ChipRegistration, getChip, listChips, registerChip, setLock } from './chips.ts';
@@ -14,7 +26,7 @@ import { type ExpiryReport, expire } from './expire.ts';
 import { type CompletionResult, handleCompleted, postHandoverResult } from './handover-result.ts';
 import { type DrainReport, drainOutbox } from './outbox.ts';
 import type { OperatorNotifier, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
-import { poll } from './poll.ts';
+import { poll, pollMany } from './poll.ts';
 import {
   type AskOutcome,
   handleAskOutcome,
@@ -30,7 +42,7 @@ import {
   requestRelease,
   type TransferAsk,
 } from './release.ts';
-import type { AuditEntry } from './store/types.ts';
+import type { AuditEntry, BulkItemRecord } from './store/types.ts';
 import { postTransferRequest } from './transfer-request.ts';
 import { getTransfer, listAudit, listTransfers, type TransferQuery } from './transfers.ts';
 import type { ChipView, TransferView } from './views.ts';
@@ -88,6 +100,21 @@ export class SubscriptionManager {
     return listAudit(this.#ctx, operatorId, query);
   }
 
+  // ---- bulk transfers (bulk/jobs.ts) ----
+
+  createBulkJob(operatorId: string, request: BulkJobRequest): Promise<BulkJobStatus> {
+    return createBulkJob(this.#ctx, operatorId, request);
+  }
+  getBulkJob(operatorId: string, jobId: string): Promise<BulkJobStatus> {
+    return getBulkJob(this.#ctx, operatorId, jobId);
+  }
+  listBulkItems(operatorId: string, jobId: string, query?: BulkItemQuery): Promise<BulkItemRecord[]> {
+    return listBulkItems(this.#ctx, operatorId, jobId, query);
+  }
+  controlBulkJob(operatorId: string, jobId: string, action: BulkAction): Promise<BulkJobStatus> {
+    return controlBulkJob(this.#ctx, operatorId, jobId, action);
+  }
+
   // ---- peer API (callerSmId: from the authenticated channel, the mTLS certificate's CN) ----
 
   handleTransferAsk(callerSmId: string, ask: TransferAsk): Promise<PeerReply> {
@@ -123,6 +150,10 @@ export class SubscriptionManager {
   poll(eid: string): Promise<Uint8Array[]> {
     return poll(this.#ctx, eid);
   }
+  /** poll() for many chips at once (every EID checked first); only chips with messages are in the map. */
+  pollMany(eids: readonly string[]): Promise<Map<string, Uint8Array[]>> {
+    return pollMany(this.#ctx, eids);
+  }
   /** §6.3 at the new SM: answers the signed HandoverCommand (the same one for the same request). */
   postTransferRequest(transferRequest: Uint8Array): Promise<Uint8Array> {
     return postTransferRequest(this.#ctx, transferRequest);
@@ -140,6 +171,10 @@ export class SubscriptionManager {
 
   expire(now?: Date): Promise<ExpiryReport> {
     return expire(this.#ctx, now);
+  }
+  /** One step of every unfinished bulk job: settle ended transfers, start what the limits allow. */
+  stepBulkJobs(now?: Date): Promise<BulkStepReport> {
+    return stepBulkJobs(this.#ctx, now);
   }
   drainOutbox(transport: PeerTransport, notifier?: OperatorNotifier): Promise<DrainReport> {
     return drainOutbox(this.#ctx, transport, notifier);

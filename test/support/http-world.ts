@@ -209,6 +209,8 @@ export interface WorldOptions {
   readonly extraSmIds?: readonly string[];
   readonly outboxMs?: number;
   readonly expireMs?: number;
+  /** Bulk job loop (default 50 ms). */
+  readonly bulkMs?: number;
   /** One clock for every SM (default: real time). */
   readonly clock?: () => Date;
 }
@@ -265,7 +267,7 @@ export async function createHttpWorld(o: WorldOptions): Promise<HttpWorld> {
         store,
         logger: false,
         unlockScrypt: FAST_SCRYPT,
-        intervals: { outboxMs: o.outboxMs ?? 50, expireMs: o.expireMs ?? 60_000 },
+        intervals: { outboxMs: o.outboxMs ?? 50, expireMs: o.expireMs ?? 60_000, bulkMs: o.bulkMs ?? 50 },
         ...(o.clock && { clock: o.clock }),
       });
     } catch (e) {

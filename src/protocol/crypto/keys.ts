@@ -36,15 +36,30 @@ export function spkiDer(curve: Curve, point: Uint8Array): Uint8Array {
 }
 
 /** A public key from an uncompressed point; the point must lie on the curve. */
+/**
+ * Public KeyObjects by curve and point, at most KEY_CACHE_SIZE (the oldest dropped first): the
+ * same keys (CI, EUM, peer SMs) come back for every message, and building a KeyObject cost more
+ * than the verification itself in the fleet benchmark (BENCHMARKS.md). KeyObjects are immutable.
+ */
+const KEY_CACHE_SIZE = 1024;
+const keyCache = new Map<string, KeyObject>();
+
 export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
   if (point.length !== 65 || point[0] !== 0x04) {
     throw new CryptoError('InvalidPoint', 'public key must be an uncompressed point (65 bytes, 04||X||Y)');
   }
+  const id = `${curve}:${Buffer.from(point.buffer, point.byteOffset, point.byteLength).toString('hex')}`;
+  const cached = keyCache.get(id);
+  if (cached) return cached;
+  let key: KeyObject;
   try {
-    return createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
   } catch {
     throw new CryptoError('InvalidPoint', `public key is not a point on ${curve}`);
   }
+  if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
+  keyCache.set(id, key);
+  return key;
 }
 
 /**

@@ -6,6 +6,7 @@
 import type { Server } from 'node:https';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { MAX_POLL_BATCH } from '../poll.ts';
 import type { SubscriptionManager } from '../subscription-manager.ts';
 import { fromBase64, toBase64 } from './base64.ts';
 import { Base64, EidSchema, responses } from './schemas.ts';
@@ -51,6 +52,34 @@ export const devicePlugin: FastifyPluginAsyncTypebox<DevicePluginOptions, Server
       },
     },
     async (req) => ({ messages: (await o.sm.poll(req.params.eid)).map(toBase64) }),
+  );
+
+  app.post(
+    '/device/v1/poll',
+    {
+      schema: {
+        tags,
+        summary: `The messages waiting for many chips at once (at most ${MAX_POLL_BATCH} EIDs); only chips with messages are listed`,
+        body: Type.Object(
+          { eids: Type.Array(EidSchema, { minItems: 1, maxItems: MAX_POLL_BATCH }) },
+          { additionalProperties: false },
+        ),
+        response: responses(
+          200,
+          Type.Object({
+            messages: Type.Record(EidSchema, Type.Array(Type.String({ description: 'DER, base64' })), {
+              description: 'EID → its messages, oldest first',
+            }),
+          }),
+        ),
+      },
+    },
+    async (req) => {
+      const polled = await o.sm.pollMany(req.body.eids);
+      const messages: Record<string, string[]> = {};
+      for (const [eid, list] of polled) messages[eid] = list.map(toBase64);
+      return { messages };
+    },
   );
 
   app.post(

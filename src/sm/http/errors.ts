@@ -30,6 +30,7 @@ const SM_STATUS = {
   NotAuthorised: 403,
   ChipNotManaged: 404,
   UnknownTransfer: 404,
+  UnknownBulkJob: 404,
   UnknownPermission: 404,
   ChipExists: 409,
   TransferPending: 409,

@@ -11,6 +11,7 @@ import { SmError } from '../errors.ts';
 import type { SubscriptionManager } from '../subscription-manager.ts';
 import type { TransferQuery } from '../transfers.ts';
 import { fromBase64 } from './base64.ts';
+import { bulkPlugin } from './bulk-plugin.ts';
 import { ApiError } from './errors.ts';
 import { IDEMPOTENCY_KEY, type IdempotencyStore, requestFingerprint } from './idempotency.ts';
 import type { OperatorAuthenticator } from './operator-auth.ts';
@@ -220,6 +221,9 @@ export const operatorPlugin: FastifyPluginAsyncTypebox<OperatorPluginOptions, Se
 
   const mutating = { headers: IdempotencyHeaders, tags, security };
   const reading = { tags, security };
+
+  // Bulk transfers: a child context, so the hooks above apply to its routes too.
+  await app.register(bulkPlugin, { sm: o.sm });
 
   app.post(
     '/v1/chips',

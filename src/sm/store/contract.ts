@@ -9,6 +9,8 @@ import { describe, type TestContext, test } from 'node:test';
 import { findAuditBreak } from '../audit-chain.ts';
 import type {
   AuditEntry,
+  BulkItemRecord,
+  BulkJobRecord,
   ChipRecord,
   DeviceOutboxItem,
   IncomingTransfer,
@@ -823,5 +825,74 @@ export function storeContract(name: string, backend: ContractBackend): void {
         assert.equal(findAuditBreak(await tx(s.store, (tx) => tx.listAudit())), undefined);
       });
     }
+    it('bulk jobs and items come back as stored, in position order, filtered and counted', async ({
+      store,
+    }) => {
+      const job: BulkJobRecord = {
+        id: 'bulk-1',
+        operatorId: 'mno-a',
+        kind: 'release',
+        peerSmId: 'sm-beta.example',
+        activationCodeHash: filled(32, 7),
+        concurrency: 3,
+        ratePerSecond: 5,
+        state: 'running',
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      const items: BulkItemRecord[] = [EID, EID2].map((eid, position) => ({
+        jobId: job.id,
+        eid,
+        position,
+        state: 'pending',
+        updatedAt: T0,
+      }));
+      await tx(store, (tx) => tx.insertBulkJob(job, items));
+      assert.deepEqual(await tx(store, (tx) => tx.getBulkJob(job.id)), job);
+      await assert.rejects(
+        tx(store, (tx) =>
+          tx.insertBulkJob({ ...job, id: 'bulk-2' }, [items[0]!, { ...items[1]!, eid: EID }]),
+        ),
+        { code: 'InvalidInput' },
+      );
+      const later = new Date(T0.getTime() + 1000);
+      const started: BulkItemRecord = {
+        ...items[1]!,
+        state: 'failed',
+        transferId: 'tr-1',
+        errorCode: 'ChipNotManaged',
+        errorMessage: 'no chip',
+        startedAt: later,
+        updatedAt: later,
+      };
+      await tx(store, async (tx) => {
+        await tx.saveBulkItem(started);
+        await tx.saveBulkJob({ ...job, state: 'paused', updatedAt: later });
+      });
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkItems(job.id)), [items[0], started]);
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkItems(job.id, { states: ['failed'] })), [started]);
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkItems(job.id, { startedSince: later })), [started]);
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkItems(job.id, { afterPosition: 0, limit: 5 })), [
+        started,
+      ]);
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkItems(job.id, { limit: 1 })), [items[0]]);
+      assert.deepEqual(await tx(store, (tx) => tx.countBulkItems(job.id)), {
+        pending: 1,
+        started: 0,
+        completed: 0,
+        failed: 1,
+        skipped: 0,
+      });
+      assert.equal((await tx(store, (tx) => tx.countBulkItems(job.id, { startedSince: later }))).pending, 0);
+      assert.deepEqual(
+        (await tx(store, (tx) => tx.listBulkJobs({ states: ['paused'] }))).map((j) => j.id),
+        [job.id],
+      );
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkJobs({ states: ['running'] })), []);
+      await assert.rejects(
+        tx(store, (tx) => tx.saveBulkItem({ ...items[0]!, position: 9 })),
+        { code: 'InvalidInput' },
+      );
+    });
   });
 }

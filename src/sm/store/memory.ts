@@ -11,6 +11,12 @@ import {
   type AuditEntry,
   type AuditFilter,
   type AuditInput,
+  BULK_ITEM_STATES,
+  type BulkCounts,
+  type BulkItemFilter,
+  type BulkItemRecord,
+  type BulkJobRecord,
+  type BulkJobState,
   type ChipPatch,
   type ChipRecord,
   type ChipStatus,
@@ -30,13 +36,24 @@ export interface MemoryState {
   orders: Map<string, OrderRecord>;
   outbox: Map<string, OutboxItem>;
   audit: AuditEntry[];
+  bulkJobs: Map<string, BulkJobRecord>;
+  /** Per job, its items by position. */
+  bulkItems: Map<string, BulkItemRecord[]>;
 }
 
 const copy = <T>(v: T): T => structuredClone(v);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 function emptyState(): MemoryState {
-  return { chips: new Map(), transfers: new Map(), orders: new Map(), outbox: new Map(), audit: [] };
+  return {
+    chips: new Map(),
+    transfers: new Map(),
+    orders: new Map(),
+    outbox: new Map(),
+    audit: [],
+    bulkJobs: new Map(),
+    bulkItems: new Map(),
+  };
 }
 
 export class MemoryStore implements SmStore {
@@ -282,5 +299,65 @@ class MemoryTx implements StoreTx {
       .filter((e) => filter.eid === undefined || e.eid === filter.eid)
       .filter((e) => filter.transferId === undefined || e.transferId === filter.transferId)
       .map(copy);
+  }
+
+  // ---- bulk jobs ----
+
+  async insertBulkJob(job: BulkJobRecord, items: readonly BulkItemRecord[]): Promise<void> {
+    if (this.#state.bulkJobs.has(job.id))
+      throw new StoreConstraintError('InvalidInput', `bulk job id ${job.id} exists`);
+    const eids = new Set<string>();
+    items.forEach((item, i) => {
+      if (item.jobId !== job.id || item.position !== i || eids.has(item.eid)) {
+        throw new StoreConstraintError(
+          'InvalidInput',
+          "bulk items are the job's, in position order, EIDs distinct",
+        );
+      }
+      eids.add(item.eid);
+    });
+    this.#state.bulkJobs.set(job.id, copy(job));
+    this.#state.bulkItems.set(job.id, items.map(copy));
+  }
+
+  async getBulkJob(id: string): Promise<BulkJobRecord | undefined> {
+    const j = this.#state.bulkJobs.get(id);
+    return j && copy(j);
+  }
+
+  async listBulkJobs(filter: { readonly states?: readonly BulkJobState[] } = {}): Promise<BulkJobRecord[]> {
+    return [...this.#state.bulkJobs.values()]
+      .filter((j) => filter.states === undefined || filter.states.includes(j.state))
+      .map(copy);
+  }
+
+  async saveBulkJob(job: BulkJobRecord): Promise<void> {
+    if (!this.#state.bulkJobs.has(job.id))
+      throw new StoreConstraintError('InvalidInput', `no bulk job ${job.id}`);
+    this.#state.bulkJobs.set(job.id, copy(job));
+  }
+
+  async listBulkItems(jobId: string, filter: BulkItemFilter = {}): Promise<BulkItemRecord[]> {
+    const since = filter.startedSince?.getTime();
+    const found = (this.#state.bulkItems.get(jobId) ?? [])
+      .filter((i) => filter.states === undefined || filter.states.includes(i.state))
+      .filter((i) => since === undefined || (i.startedAt !== undefined && i.startedAt.getTime() >= since))
+      .filter((i) => filter.afterPosition === undefined || i.position > filter.afterPosition);
+    return (filter.limit === undefined ? found : found.slice(0, filter.limit)).map(copy);
+  }
+
+  async countBulkItems(jobId: string, filter: { readonly startedSince?: Date } = {}): Promise<BulkCounts> {
+    const counts = Object.fromEntries(BULK_ITEM_STATES.map((s) => [s, 0])) as BulkCounts;
+    for (const i of await this.listBulkItems(jobId, filter)) counts[i.state] += 1;
+    return counts;
+  }
+
+  async saveBulkItem(item: BulkItemRecord): Promise<void> {
+    const items = this.#state.bulkItems.get(item.jobId);
+    const existing = items?.[item.position];
+    if (!items || !existing || existing.eid !== item.eid) {
+      throw new StoreConstraintError('InvalidInput', `no bulk item ${item.jobId}/${item.position}`);
+    }
+    items[item.position] = copy(item);
   }
 }

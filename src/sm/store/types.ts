@@ -253,6 +253,60 @@ export interface AuditFilter {
   readonly transferId?: string;
 }
 
+// ---- bulk transfers (one operator's job over many chips, bulk/*.ts) ----
+
+export type BulkKind = 'release' | 'portIn';
+export type BulkJobState = 'running' | 'paused' | 'cancelled' | 'completed';
+export type BulkItemState = 'pending' | 'started' | 'completed' | 'failed' | 'skipped';
+export const BULK_ITEM_STATES: readonly BulkItemState[] = [
+  'pending',
+  'started',
+  'completed',
+  'failed',
+  'skipped',
+];
+
+export interface BulkJobRecord {
+  readonly id: string;
+  readonly operatorId: string;
+  readonly kind: BulkKind;
+  /** release: the new SM; portIn: the current SM. */
+  readonly peerSmId: string;
+  /** SHA-256 of an activation code bound to every transfer of the job (never the code). */
+  readonly activationCodeHash?: Uint8Array;
+  /** At most this many items started and not yet ended. */
+  readonly concurrency: number;
+  /** At most this many items started in any one second. */
+  readonly ratePerSecond: number;
+  readonly state: BulkJobState;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface BulkItemRecord {
+  readonly jobId: string;
+  readonly eid: string;
+  /** 0-based place in the job's list; items start in this order. */
+  readonly position: number;
+  readonly state: BulkItemState;
+  readonly transferId?: string;
+  readonly errorCode?: string;
+  readonly errorMessage?: string;
+  readonly startedAt?: Date;
+  readonly updatedAt: Date;
+}
+
+export interface BulkItemFilter {
+  readonly states?: readonly BulkItemState[];
+  /** Only items started at or after this time. */
+  readonly startedSince?: Date;
+  /** Only items after this position. */
+  readonly afterPosition?: number;
+  readonly limit?: number;
+}
+
+export type BulkCounts = Record<BulkItemState, number>;
+
 // ---- the store ----
 
 export interface StoreTx {
@@ -286,6 +340,17 @@ export interface StoreTx {
 
   appendAudit(entry: AuditInput): Promise<AuditEntry>;
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]>;
+
+  /** Inserts a job with its items (positions 0..n-1, EIDs distinct). */
+  insertBulkJob(job: BulkJobRecord, items: readonly BulkItemRecord[]): Promise<void>;
+  getBulkJob(id: string): Promise<BulkJobRecord | undefined>;
+  listBulkJobs(filter?: { readonly states?: readonly BulkJobState[] }): Promise<BulkJobRecord[]>;
+  saveBulkJob(job: BulkJobRecord): Promise<void>;
+  /** A job's items in position order. */
+  listBulkItems(jobId: string, filter?: BulkItemFilter): Promise<BulkItemRecord[]>;
+  countBulkItems(jobId: string, filter?: { readonly startedSince?: Date }): Promise<BulkCounts>;
+  /** Replaces an item (jobId and position name it). */
+  saveBulkItem(item: BulkItemRecord): Promise<void>;
 }
 
 export interface SmStore {

@@ -11,7 +11,8 @@
  *   chip and direction; direction and EID never change; states are checked per direction;
  * - audit: append-only (UPDATE, DELETE and, on PostgreSQL, TRUNCATE are refused by triggers);
  *   each entry must follow the last one (seq + 1, prev_hash = its hash);
- * - idempotency_keys (0002): one row per operator and key, a response only once done.
+ * - idempotency_keys (0002): one row per operator and key, a response only once done;
+ * - bulk_jobs, bulk_items (0003): bulk transfer jobs and their chips, one item per (job, EID).
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import type { Database, SqlDialect } from './schema.ts';
@@ -347,6 +348,43 @@ function idempotencyStatements(t: Ddl): string[] {
   ];
 }
 
+/**
+ * 0003: bulk transfer jobs (sm/bulk): a job and one item per chip, in list order. No activation
+ * code is stored, only its hash. An item's transfer_id names the transfer it started.
+ */
+function bulkStatements(t: Ddl): string[] {
+  return [
+    `CREATE TABLE bulk_jobs (
+      ${t.pos},
+      id ${t.text} NOT NULL ${t.key('bulk_jobs_id')},
+      operator_id ${t.text} NOT NULL,
+      kind ${t.text} NOT NULL CHECK (kind IN ('release', 'portIn')),
+      peer_sm_id ${t.text} NOT NULL,
+      activation_code_hash ${t.bytes} CHECK (activation_code_hash IS NULL OR length(activation_code_hash) = 32),
+      concurrency ${t.int} NOT NULL CHECK (concurrency BETWEEN 1 AND 10000),
+      rate_per_second ${t.int} NOT NULL CHECK (rate_per_second BETWEEN 1 AND 100000),
+      state ${t.text} NOT NULL CHECK (state IN ('running', 'paused', 'cancelled', 'completed')),
+      created_at ${t.time} NOT NULL,
+      updated_at ${t.time} NOT NULL
+    )${t.strict}`,
+    `CREATE INDEX bulk_jobs_state ON bulk_jobs (state)`,
+    `CREATE TABLE bulk_items (
+      job_id ${t.text} NOT NULL REFERENCES bulk_jobs (id),
+      eid ${t.text} NOT NULL CHECK (length(eid) = 32),
+      position ${t.int} NOT NULL CHECK (position >= 0),
+      state ${t.text} NOT NULL CHECK (state IN ('pending', 'started', 'completed', 'failed', 'skipped')),
+      transfer_id ${t.text},
+      error_code ${t.text},
+      error_message ${t.text},
+      started_at ${t.time},
+      updated_at ${t.time} NOT NULL,
+      CONSTRAINT bulk_items_pk PRIMARY KEY (job_id, position),
+      CONSTRAINT bulk_items_eid UNIQUE (job_id, eid)
+    )${t.strict}`,
+    `CREATE INDEX bulk_items_state ON bulk_items (job_id, state, position)`,
+  ];
+}
+
 /** Every migration, by name (applied in name order). */
 export function migrations(dialect: SqlDialect): Record<string, Migration> {
   const ddl = dialect === 'sqlite' ? SQLITE : POSTGRES;
@@ -356,6 +394,7 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
   return {
     '0001_initial': { up: run(statements(dialect)) },
     '0002_idempotency_keys': { up: run(idempotencyStatements(ddl)) },
+    '0003_bulk_transfers': { up: run(bulkStatements(ddl)) },
   };
 }
 

@@ -152,6 +152,34 @@ export interface IdempotencyKeysTable {
   expires_at: DbTime;
 }
 
+/** Bulk transfer jobs (migration 0003; bulk.ts). */
+export interface BulkJobsTable {
+  pos: Generated<number | string>;
+  id: string;
+  operator_id: string;
+  kind: string;
+  peer_sm_id: string;
+  activation_code_hash: DbBytesOrNull;
+  concurrency: number;
+  rate_per_second: number;
+  state: string;
+  created_at: DbTime;
+  updated_at: DbTime;
+}
+
+/** One chip of a bulk job (migration 0003). */
+export interface BulkItemsTable {
+  job_id: string;
+  eid: string;
+  position: number;
+  state: string;
+  transfer_id: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  started_at: DbTimeOrNull;
+  updated_at: DbTime;
+}
+
 export interface Database {
   chips: ChipsTable;
   used_counters: UsedCountersTable;
@@ -160,4 +188,6 @@ export interface Database {
   outbox: OutboxTable;
   audit: AuditTable;
   idempotency_keys: IdempotencyKeysTable;
+  bulk_jobs: BulkJobsTable;
+  bulk_items: BulkItemsTable;
 }

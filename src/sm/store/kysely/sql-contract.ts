@@ -41,7 +41,7 @@ export async function refusedByDatabase(
 }
 
 const pid = (v: number) => Buffer.alloc(16, v);
-const MIGRATIONS = ['0001_initial', '0002_idempotency_keys'];
+const MIGRATIONS = ['0001_initial', '0002_idempotency_keys', '0003_bulk_transfers'];
 
 async function seed(store: SqlStore): Promise<void> {
   await store.transaction(async (tx) => {
@@ -101,10 +101,17 @@ export function sqlStoreSuite(name: string, backend: SqlBackend): void {
       await seed(store);
       const before = await dumpStore(store);
       // Back to the schema of 0001, as a store released before idempotency keys left it.
+      await sql`DROP TABLE bulk_items`.execute(store.db);
+      await sql`DROP TABLE bulk_jobs`.execute(store.db);
       await sql`DROP TABLE idempotency_keys`.execute(store.db);
-      await sql`DELETE FROM kysely_migration WHERE name = '0002_idempotency_keys'`.execute(store.db);
+      await sql`DELETE FROM kysely_migration WHERE name IN ('0002_idempotency_keys', '0003_bulk_transfers')`.execute(
+        store.db,
+      );
       const options = schema === undefined ? {} : { schema };
-      assert.deepEqual(await migrate(store.db, store.dialect, options), ['0002_idempotency_keys']);
+      assert.deepEqual(await migrate(store.db, store.dialect, options), [
+        '0002_idempotency_keys',
+        '0003_bulk_transfers',
+      ]);
       assert.deepEqual(await dumpStore(store), before);
       const keys = await sql<{ n: number | string }>`SELECT count(*) AS n FROM idempotency_keys`.execute(
         store.db,

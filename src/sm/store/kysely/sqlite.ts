@@ -8,7 +8,7 @@
  */
 import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { type Kysely, Kysely as KyselyDb, SqliteDialect, sql } from 'kysely';
+import { type Kysely, Kysely as KyselyDb, type SqliteDatabase, SqliteDialect, sql } from 'kysely';
 import type { StoreTx } from '../types.ts';
 import { Conn } from './conn.ts';
 import { migrate } from './migrations.ts';
@@ -102,6 +102,31 @@ async function runImmediate<T>(db: Kysely<Database>, fn: (tx: StoreTx) => Promis
   return result;
 }
 
+/** Prepared statements kept per SQL text (kysely's dialect prepares every query again otherwise). */
+const STATEMENT_CACHE_SIZE = 512;
+
+/**
+ * `database` for kysely's SqliteDialect, with its prepared statements cached by SQL text (at most
+ * STATEMENT_CACHE_SIZE, the oldest dropped first). Preparing was about 8 % of an SM's CPU in the
+ * fleet benchmark (BENCHMARKS.md). A statement is run to completion before the next query on the
+ * one connection, and SQLite re-prepares a cached statement by itself after a schema change.
+ */
+function cachingDatabase(database: BetterSqlite3.Database): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        stmt = database.prepare(text);
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
+}
+
 /** Opens (creating if need be) the SQLite file at `path` and brings its schema up to date. */
 export async function openSqliteStore(path: string, o: SqliteStoreOptions = {}): Promise<SqliteStore> {
   const database = new BetterSqlite3(path);
@@ -113,7 +138,10 @@ export async function openSqliteStore(path: string, o: SqliteStoreOptions = {}):
     database.close();
     throw e;
   }
-  const store = new SqliteStore(new KyselyDb<Database>({ dialect: new SqliteDialect({ database }) }), path);
+  const store = new SqliteStore(
+    new KyselyDb<Database>({ dialect: new SqliteDialect({ database: cachingDatabase(database) }) }),
+    path,
+  );
   try {
     await store.exclusive(async () => {
       // Switching to WAL needs the file to itself: after this process's queued transactions.

@@ -4,6 +4,11 @@ import type {
   AuditEntry,
   AuditFilter,
   AuditInput,
+  BulkCounts,
+  BulkItemFilter,
+  BulkItemRecord,
+  BulkJobRecord,
+  BulkJobState,
   ChipPatch,
   ChipRecord,
   ChipStatus,
@@ -15,6 +20,7 @@ import type {
   TransferRecord,
 } from '../types.ts';
 import * as audit from './audit.ts';
+import * as bulk from './bulk.ts';
 import * as chips from './chips.ts';
 import type { Conn } from './conn.ts';
 import * as orders from './orders.ts';
@@ -118,5 +124,27 @@ export class KyselyTx implements StoreTx {
   }
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]> {
     return audit.listAudit(this.#c, filter);
+  }
+
+  insertBulkJob(job: BulkJobRecord, items: readonly BulkItemRecord[]): Promise<void> {
+    return bulk.insertBulkJob(this.#c, job, items);
+  }
+  getBulkJob(id: string): Promise<BulkJobRecord | undefined> {
+    return bulk.getBulkJob(this.#c, id);
+  }
+  listBulkJobs(filter?: { readonly states?: readonly BulkJobState[] }): Promise<BulkJobRecord[]> {
+    return bulk.listBulkJobs(this.#c, filter);
+  }
+  saveBulkJob(job: BulkJobRecord): Promise<void> {
+    return bulk.saveBulkJob(this.#c, job);
+  }
+  listBulkItems(jobId: string, filter?: BulkItemFilter): Promise<BulkItemRecord[]> {
+    return bulk.listBulkItems(this.#c, jobId, filter);
+  }
+  countBulkItems(jobId: string, filter?: { readonly startedSince?: Date }): Promise<BulkCounts> {
+    return bulk.countBulkItems(this.#c, jobId, filter);
+  }
+  saveBulkItem(item: BulkItemRecord): Promise<void> {
+    return bulk.saveBulkItem(this.#c, item);
   }
 }

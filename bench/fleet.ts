@@ -1,0 +1,444 @@
+/**
+ * Fleet benchmark (issue 4, item 3): moves N chips from SM A to SM B end to end across real
+ * processes and compares the rate with what the crypto of one transfer allows on this machine.
+ *
+ *   npm run bench:fleet [-- --chips 1000] [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
+ *                       [--concurrency 64] [--timeout-seconds 600] [--cpu-prof DIR]
+ *
+ * Processes: SM A and SM B (`handover sm start`, SQLite files, or one PostgreSQL schema each in
+ * DATABASE_URL with --store postgres), the chip farm (`handover chip farm`), and the batch device
+ * agent (`handover device run --batch`). This process makes the dev PKI and the farm file, registers
+ * every chip at A (operator API, bounded parallel batches), orders a port-in at B for every chip
+ * (ask: true), starts the agent, and watches B until every incoming transfer is completed (or
+ * the timeout). Prints one JSON object:
+ *   transfers, failed, seconds, transfersPerSecond, p50Ms, p99Ms (per transfer: B's incoming
+ *   transfer updatedAt - createdAt), peakRssMb per process (VmHWM from /proc at the end),
+ *   crypto (ops/s on one core, measured here), cryptoOpsPerTransfer, cryptoFloorPerSecond, ratio.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFarm } from '../src/chip/farm/sqlite-farm-store.ts';
+import { type Child, spawnHandover } from '../src/demo/child.ts';
+import { httpsJson } from '../src/net/https-json.ts';
+import { CURVES, type Curve } from '../src/protocol/crypto/curves.ts';
+import { ecdh } from '../src/protocol/crypto/ecdh.ts';
+import { ecdsaSign, ecdsaVerify } from '../src/protocol/crypto/ecdsa.ts';
+import { generateKeyPair } from '../src/protocol/crypto/keys.ts';
+import { certificateToPem } from '../src/protocol/pki/certificate.ts';
+import { createDevPki, smFileBase } from '../src/protocol/pki/dev-pki.ts';
+
+/**
+ * Crypto operations in one transfer (a port-in with ask, no profile switch), counted in the code
+ * paths. validateChain (src/protocol/pki/validate.ts) checks the trusted CI's self-signature and
+ * then each certificate: 2 verifies for an SM certificate, 3 for chip + EUM.
+ *
+ * sign (4):
+ *   SM A  issue-permission.ts       TransferPermission                          1
+ *   chip  load-transfer-permission  TransferRequest                             1
+ *   SM B  transfer-request.ts       HandoverCommand                             1
+ *   chip  execute-handover.ts       HandoverResult                              1
+ * verify (21):
+ *   SM B  port-in.ts                requirePeer(A) → validateSmCertificate      2
+ *   SM A  peer-auth.ts              client certificate of B, TransferAsk call   2
+ *   SM A  release.ts authorise      requirePeer(B)                              2
+ *   chip  load-transfer-permission  permission signature                        1
+ *   chip  load-transfer-permission  checkNewSmCertificate → validateChain       2
+ *   SM B  transfer-request.ts       validateChipChain (CI, EUM, chip)           3
+ *   SM B  transfer-request.ts       chip signature on TransferRequest           1
+ *   SM B  transfer-request.ts       validateSmCertificate(current SM)           2
+ *   SM B  transfer-request.ts       permission signature (A's key)              1
+ *   chip  execute-handover.ts       HandoverCommand signature                   1
+ *   SM B  handover-result.ts        chip signature on HandoverResult            1
+ *   SM A  peer-auth.ts              client certificate of B, Completed call     2
+ *   SM A  handover-result.ts        handleCompleted: chip signature             1
+ * keygen (2): chip one-time key (load-transfer-permission), SM B one-time key (transfer-request)
+ * ecdh (2): SM B establishKeys (transfer-request), chip establishKeys (execute-handover)
+ * Not counted: TLS handshakes (ECDHE and handshake signatures; connections are kept alive), the
+ * client-side server-certificate checks per TLS connection (src/sm/http/tls.ts), chip
+ * registration (done before the clock starts), hashes and HMACs.
+ */
+const OPS_PER_TRANSFER = { sign: 4, verify: 21, keygen: 2, ecdh: 2 } as const;
+
+const SM_IDS = ['sm-alpha.example', 'sm-beta.example'] as const;
+const OPERATORS = ['mno-a', 'mno-b'] as const;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (v: unknown) => process.stderr.write(`${JSON.stringify(v)}\n`);
+
+interface Options {
+  chips: number;
+  curve: Curve;
+  store: 'sqlite' | 'postgres';
+  concurrency: number;
+  timeoutSeconds: number;
+  cryptoSeconds: number;
+  /** Write a V8 CPU profile of every child process to this folder (node --cpu-prof). */
+  cpuProf: string | undefined;
+}
+
+function parseArgs(argv: readonly string[]): Options {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(`--${name}`);
+    if (i >= 0) return argv[i + 1];
+    const eq = argv.find((a) => a.startsWith(`--${name}=`));
+    return eq?.slice(name.length + 3);
+  };
+  const int = (name: string, fallback: number, max: number): number => {
+    const v = get(name);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1 || n > max) fail(`--${name} must be an integer in 1..${max}`);
+    return n;
+  };
+  const curveArg = get('curve') ?? 'p256';
+  const curve = CURVES.find((c) => c.toLowerCase() === curveArg.toLowerCase());
+  if (!curve) fail(`--curve must be one of ${CURVES.join(', ')}`);
+  const store = get('store') ?? 'sqlite';
+  if (store !== 'sqlite' && store !== 'postgres') fail('--store must be sqlite or postgres');
+  return {
+    chips: int('chips', 1000, 1_000_000),
+    curve,
+    store,
+    concurrency: int('concurrency', 64, 10_000),
+    timeoutSeconds: int('timeout-seconds', 600, 86_400),
+    cryptoSeconds: Number(get('crypto-seconds') ?? '0.5'),
+    cpuProf: get('cpu-prof'),
+  };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(2);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** Operations per second of `op` on one core, for about `seconds`. */
+function measure(seconds: number, op: (i: number) => void): number {
+  for (let i = 0; i < 20; i++) op(i);
+  const start = performance.now();
+  let count = 0;
+  while (performance.now() - start < seconds * 1000) op(count++);
+  return Math.round((count * 1000) / (performance.now() - start));
+}
+
+function measureCrypto(curve: Curve, seconds: number) {
+  const signer = generateKeyPair(curve);
+  const data = new Uint8Array(256).fill(0xa5);
+  const signature = ecdsaSign(signer.privateKey, data, 'plain');
+  const pool = Array.from({ length: 16 }, () => generateKeyPair(curve));
+  return {
+    signPerSec: measure(seconds, () => void ecdsaSign(signer.privateKey, data, 'plain')),
+    verifyPerSec: measure(seconds, () => {
+      if (!ecdsaVerify(signer.publicKey, data, signature, 'plain')) throw new Error('verify failed');
+    }),
+    keygenPerSec: measure(seconds, () => void generateKeyPair(curve)),
+    ecdhPerSec: measure(seconds, (i) => void ecdh(pool[i % 16]!.privateKey, pool[(i + 1) % 16]!.publicKey)),
+  };
+}
+
+/** Peak resident set (VmHWM) of a live process, in MB; undefined once it has exited. */
+function peakRssMb(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Math.round(Number(m[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs `task` over `items` with at most `limit` at once. */
+async function parallel<T>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** CPU seconds (user + system) a live process used so far; undefined once it has exited. */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which is in parentheses): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(((Number(fields[11]) + Number(fields[12])) / 100).toFixed(1));
+  } catch {
+    return undefined;
+  }
+}
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+interface TransferView {
+  id: string;
+  eid: string;
+  state: string;
+  createdAt: string;
+  updatedAt: string;
+}
+const TERMINAL = new Set(['completed', 'rejected', 'cancelled', 'expired', 'failed']);
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const deadline = Date.now() + o.timeoutSeconds * 1000;
+  const left = () => Math.max(1000, deadline - Date.now());
+  const dir = mkdtempSync(join(tmpdir(), 'handover-fleet-'));
+  const children: Child[] = [];
+  const schemas: { url: string; schema: string }[] = [];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.DATABASE_URL;
+  // One folder per process: the tsx loader thread writes a profile of its own next to the main one.
+  const prof = (name: string): string[] =>
+    o.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(o.cpuProf, name)];
+  const pgUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  try {
+    // Measured first, on an idle machine (as far as this run goes).
+    const crypto = measureCrypto(o.curve, o.cryptoSeconds);
+    const cores = os.cpus().length;
+    const secondsPerTransferOneCore =
+      OPS_PER_TRANSFER.sign / crypto.signPerSec +
+      OPS_PER_TRANSFER.verify / crypto.verifyPerSec +
+      OPS_PER_TRANSFER.keygen / crypto.keygenPerSec +
+      OPS_PER_TRANSFER.ecdh / crypto.ecdhPerSec;
+    const cryptoFloorPerSecond = cores / secondsPerTransferOneCore;
+    log({ crypto, cryptoFloorPerSecond });
+
+    const pki = createDevPki({ curve: o.curve, dir: join(dir, 'pki'), smIds: SM_IDS, force: true });
+    const ports = [await freePort(), await freePort()];
+    const url = (i: number) => `https://127.0.0.1:${ports[i]}`;
+    const tokens = SM_IDS.map(() => randomBytes(18).toString('base64url'));
+    const smEnvs: NodeJS.ProcessEnv[] = [];
+    for (const [i, smId] of SM_IDS.entries()) {
+      const other = 1 - i;
+      const otherId = SM_IDS[other]!;
+      const config = {
+        smId,
+        keyFile: `pki/${smFileBase(smId)}.key`,
+        certFile: `pki/${smFileBase(smId)}.pem`,
+        ciFiles: ['pki/ci.pem'],
+        listen: { host: '127.0.0.1', port: ports[i] },
+        dataDir: `data/${smId}`,
+        peers: [{ smId: otherId, baseUrl: url(other), certFile: `pki/${smFileBase(otherId)}.pem` }],
+        operators: [
+          {
+            id: OPERATORS[i],
+            tokenSha256: createHash('sha256').update(tokens[i]!).digest('hex'),
+            approvalRequired: false,
+          },
+        ],
+        permissionValidityHours: 24,
+        logLevel: 'warn',
+      };
+      writeFileSync(join(dir, `${smId}.json`), `${JSON.stringify(config, null, 2)}\n`);
+      if (o.store === 'postgres') {
+        // One schema per SM, made the connection's current schema through the URL.
+        const schema = `handover_fleet_${randomBytes(5).toString('hex')}`;
+        const pg = await import('pg');
+        const client = new pg.default.Client({ connectionString: pgUrl });
+        await client.connect();
+        await client.query(`CREATE SCHEMA ${schema}`);
+        await client.end();
+        schemas.push({ url: pgUrl, schema });
+        const u = new URL(pgUrl);
+        u.searchParams.set('options', `-c search_path=${schema}`);
+        smEnvs.push({ ...env, DATABASE_URL: u.toString() });
+      } else {
+        smEnvs.push(env);
+      }
+    }
+    const sms = SM_IDS.map((smId, i) =>
+      spawnHandover(
+        smId,
+        ['sm', 'start', '--config', join(dir, `${smId}.json`)],
+        smEnvs[i]!,
+        undefined,
+        prof(`sm-${i === 0 ? 'a' : 'b'}`),
+      ),
+    );
+    children.push(...sms);
+    for (const c of sms) await c.waitFor<{ url: string }>((v) => typeof v.url === 'string', left());
+
+    // The farm: created here (so this process has the chip certificates), then served by its own process.
+    const farmPath = join(dir, 'farm.sqlite');
+    const eidsFile = join(dir, 'eids.txt');
+    let created = performance.now();
+    const farm = await createFarm({
+      pki,
+      count: o.chips,
+      smId: SM_IDS[0],
+      path: farmPath,
+      synchronous: 'normal',
+    });
+    const identities = [...farm.identities()];
+    farm.close();
+    writeFileSync(eidsFile, `${identities.map((c) => c.eid).join('\n')}\n`);
+    const farmSeconds = (performance.now() - created) / 1000;
+    log({ farm: { chips: identities.length, seconds: Number(farmSeconds.toFixed(1)) } });
+    const farmChild = spawnHandover(
+      'farm',
+      ['chip', 'farm', '--state', farmPath, '--sync', 'normal'],
+      env,
+      undefined,
+      prof('farm'),
+    );
+    children.push(farmChild);
+    const { listening } = await farmChild.waitFor<{ listening: string }>(
+      (v) => typeof v.listening === 'string',
+      left(),
+    );
+
+    const ca = [certificateToPem(pki.ci.certificate)];
+    const call = <T>(i: number, method: string, path: string, body?: unknown) =>
+      httpsJson<T>(method, `${url(i)}${path}`, body, {
+        ca,
+        expectedCommonName: SM_IDS[i],
+        timeoutMs: 60_000,
+        headers: {
+          authorization: `Bearer ${tokens[i]}`,
+          ...(method !== 'GET' && { 'idempotency-key': randomBytes(12).toString('hex') }),
+        },
+      });
+
+    created = performance.now();
+    await parallel(identities, 16, async (c) => {
+      await call(0, 'POST', '/v1/chips', {
+        chipCertificate: c.chipCertificate,
+        eumCertificate: c.eumCertificate,
+      });
+    });
+    log({
+      registered: identities.length,
+      seconds: Number(((performance.now() - created) / 1000).toFixed(1)),
+    });
+
+    // The clock starts with the first port-in order.
+    const start = performance.now();
+    const startWall = Date.now();
+    await parallel(identities, 16, async (c) => {
+      await call(1, 'POST', '/v1/port-ins', { eid: c.eid, currentSmId: SM_IDS[0], ask: true });
+    });
+    log({ ordered: identities.length, seconds: Number(((performance.now() - start) / 1000).toFixed(1)) });
+
+    const agent = spawnHandover(
+      'agent',
+      [
+        'device',
+        'run',
+        '--batch',
+        '--farm',
+        listening,
+        '--eids',
+        eidsFile,
+        '--sm',
+        url(0),
+        '--ca',
+        join(pki.dir, 'ci.pem'),
+        '--homes',
+        join(dir, 'homes.jsonl'),
+        '--concurrency',
+        String(o.concurrency),
+        '--interval',
+        '50',
+      ],
+      env,
+      undefined,
+      prof('agent'),
+    );
+    children.push(agent);
+
+    let transfers: TransferView[] = [];
+    let done = 0;
+    while (Date.now() < deadline) {
+      await sleep(2000);
+      transfers = (await call<{ transfers: TransferView[] }>(1, 'GET', '/v1/transfers?direction=incoming'))
+        .transfers;
+      done = transfers.filter((t) => TERMINAL.has(t.state)).length;
+      log({
+        progress: {
+          done,
+          of: identities.length,
+          seconds: Number(((performance.now() - start) / 1000).toFixed(1)),
+        },
+      });
+      if (done >= identities.length) break;
+    }
+    const completed = transfers.filter((t) => t.state === 'completed');
+    // From the first order to the last completion (server clock, same machine), not to when this loop saw it.
+    const lastUpdate = Math.max(...completed.map((t) => Date.parse(t.updatedAt)));
+    const seconds =
+      done >= identities.length && completed.length > 0
+        ? (lastUpdate - startWall) / 1000
+        : (performance.now() - start) / 1000;
+    const durations = completed
+      .map((t) => Date.parse(t.updatedAt) - Date.parse(t.createdAt))
+      .sort((a, b) => a - b);
+    const names = ['smA', 'smB', 'farm', 'agent'] as const;
+    const peakRss: Record<string, number | undefined> = {};
+    const cpu: Record<string, number | undefined> = {};
+    for (const [i, c] of [sms[0]!, sms[1]!, farmChild, agent].entries()) {
+      peakRss[names[i]!] = peakRssMb(c.process.pid);
+      cpu[names[i]!] = cpuSeconds(c.process.pid);
+    }
+    peakRss.bench = Math.round(process.resourceUsage().maxRSS / 1024);
+    const transfersPerSecond = completed.length / seconds;
+    const result = {
+      bench: 'fleet',
+      chips: o.chips,
+      curve: o.curve,
+      store: o.store,
+      concurrency: o.concurrency,
+      cores,
+      loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
+      transfers: completed.length,
+      failed: done - completed.length,
+      unfinished: identities.length - done,
+      seconds: Number(seconds.toFixed(2)),
+      transfersPerSecond: Number(transfersPerSecond.toFixed(2)),
+      p50Ms: quantile(durations, 0.5),
+      p99Ms: quantile(durations, 0.99),
+      peakRssMb: peakRss,
+      // CPU seconds per process over its whole life (SM figures include registration), to see what bounds the rate.
+      cpuSeconds: cpu,
+      crypto,
+      cryptoOpsPerTransfer: OPS_PER_TRANSFER,
+      cryptoFloorPerSecond: Number(cryptoFloorPerSecond.toFixed(2)),
+      ratio: Number((transfersPerSecond / cryptoFloorPerSecond).toFixed(4)),
+    };
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    if (done < identities.length || completed.length < identities.length) process.exitCode = 1;
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+    if (schemas.length > 0) {
+      const pg = await import('pg');
+      const client = new pg.default.Client({ connectionString: pgUrl });
+      await client.connect();
+      for (const s of schemas) await client.query(`DROP SCHEMA IF EXISTS ${s.schema} CASCADE`);
+      await client.end();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,41 @@
+/** The bulk CLI's EID file parsing and progress line. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { makeEid } from '../protocol/eid.ts';
+import { parseEidList, renderProgress } from './bulk-command.ts';
+
+const e1 = makeEid('890490321234512345123456789012');
+const e2 = makeEid('890490321234512345123456789013');
+
+test('an EID file: one a line or CSV (first column, header skipped), comments and blanks ignored', () => {
+  assert.deepEqual(parseEidList(`${e1}\n\n# comment\n ${e2} \n`), { eids: [e1, e2], bad: [] });
+  assert.deepEqual(parseEidList(`eid,name\n"${e1}",meter 1\r\n${e2};meter 2\n`), { eids: [e1, e2], bad: [] });
+});
+
+test('bad lines are named by number: not digits, failing mod-97, repeated', () => {
+  const wrong = `${e1.slice(0, 31)}${(Number(e1[31]) + 1) % 10}`;
+  const { eids, bad } = parseEidList(`${e1}\nnot-an-eid\n${wrong}\n${e1}\n`);
+  assert.deepEqual(eids, [e1]);
+  assert.deepEqual(
+    bad.map((b) => b.line),
+    [2, 3, 4],
+  );
+  assert.match(bad[1]!.problem, /mod-97/);
+  assert.match(bad[2]!.problem, /line 1/);
+});
+
+test('the progress line shows bar, counts, rate and ETA', () => {
+  const counts = { pending: 50, started: 10, completed: 35, failed: 5, skipped: 0 };
+  const line = renderProgress({ total: 100, counts, state: 'running', ratePerSecond: 4 }, 10);
+  assert.equal(line, '[####------]  40% 40/100 ok 35 failed 5 in flight 10 | 4.0/s | ETA 0:15 | running');
+  const start = renderProgress(
+    { total: 100, counts: { ...counts, completed: 0, failed: 0 }, state: 'running' },
+    4,
+  );
+  assert.match(start, /^\[----\] {3}0% 0\/100 .* --\/s \| ETA --:-- \| running$/);
+  const end = renderProgress(
+    { total: 2, counts: { pending: 0, started: 0, completed: 2, failed: 0, skipped: 0 }, state: 'completed' },
+    4,
+  );
+  assert.match(end, /^\[####\] 100% 2\/2 .* \| done \| completed$/);
+});

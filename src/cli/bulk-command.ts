@@ -1,0 +1,271 @@
+/**
+ * `handover transfer bulk …`: bulk transfer jobs at the operator's own SM (POST /v1/bulk-transfers).
+ * The EID file is CSV (the first column; a header line naming `eid` is skipped) or one EID a line;
+ * blank lines and `#` comments are ignored. Every EID is checked before anything is sent: bad lines
+ * are reported with their numbers and the command exits 2. Then it follows the job: on a terminal a
+ * one-line progress bar with rate and ETA, otherwise a JSON line each time the counts change; at
+ * the end the report (exit 0 when every chip completed, 1 otherwise).
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parseEid } from '../protocol/eid.ts';
+import { InvalidInput } from '../protocol/errors.ts';
+import {
+  addOperatorFlags,
+  type OperatorClient,
+  type OperatorFlags,
+  operatorClient,
+  printJson,
+} from './operator-client.ts';
+
+export interface BadLine {
+  readonly line: number;
+  readonly text: string;
+  readonly problem: string;
+}
+
+/** The EIDs of a file's text, in order, and the lines that are not EIDs (1-based numbers). */
+export function parseEidList(text: string): { eids: string[]; bad: BadLine[] } {
+  const eids: string[] = [];
+  const bad: BadLine[] = [];
+  const seen = new Map<string, number>();
+  const lines = text.split(/\r?\n/);
+  lines.forEach((raw, i) => {
+    const line = i + 1;
+    const trimmed = raw.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const first = (trimmed.split(/[,;\t]/)[0] ?? '')
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .trim();
+    if (eids.length === 0 && bad.length === 0 && /^eid$/i.test(first)) return; // a CSV header
+    try {
+      const eid = parseEid(first);
+      const before = seen.get(eid);
+      if (before !== undefined) {
+        bad.push({ line, text: trimmed, problem: `repeats the EID of line ${before}` });
+        return;
+      }
+      seen.set(eid, line);
+      eids.push(eid);
+    } catch (e) {
+      bad.push({ line, text: trimmed, problem: e instanceof Error ? e.message : String(e) });
+    }
+  });
+  return { eids, bad };
+}
+
+function readEids(file: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new InvalidInput('UsageError', `cannot read the EID file ${file}`);
+  }
+  const { eids, bad } = parseEidList(text);
+  for (const b of bad) process.stderr.write(`${file}:${b.line}: ${b.problem}\n`);
+  if (bad.length > 0) {
+    throw new InvalidInput(
+      'UsageError',
+      `${bad.length} line(s) of ${file} are not valid EIDs: nothing was sent`,
+      {
+        badLines: bad.slice(0, 100).map((b) => ({ line: b.line, problem: b.problem })),
+      },
+    );
+  }
+  if (eids.length === 0) throw new InvalidInput('UsageError', `${file} lists no EID`);
+  return eids;
+}
+
+interface Counts {
+  pending: number;
+  started: number;
+  completed: number;
+  failed: number;
+  skipped: number;
+}
+export interface BulkStatus {
+  job: { id: string; state: string; kind: string; peerSmId: string };
+  counts: Counts;
+  report: { total: number; finished: boolean; failures: unknown[] };
+}
+
+export interface Progress {
+  readonly total: number;
+  readonly counts: Counts;
+  readonly state: string;
+  /** Items ended per second since following began; undefined until measurable. */
+  readonly ratePerSecond?: number;
+}
+
+const clock = (s: number): string => {
+  const t = Math.max(0, Math.round(s));
+  const h = Math.floor(t / 3600);
+  const m = Math.floor((t % 3600) / 60);
+  const sec = String(t % 60).padStart(2, '0');
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+};
+
+/** One terminal line: bar, percentage, counts, rate and ETA (no newline; the caller writes \r first). */
+export function renderProgress(p: Progress, width = 24): string {
+  const c = p.counts;
+  const done = c.completed + c.failed + c.skipped;
+  const ratio = p.total === 0 ? 1 : done / p.total;
+  const filled = Math.min(width, Math.round(ratio * width));
+  const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
+  const rate = p.ratePerSecond;
+  const remaining = p.total - done;
+  const eta =
+    remaining === 0
+      ? 'done'
+      : rate !== undefined && rate > 0
+        ? `ETA ${clock(remaining / rate)}`
+        : 'ETA --:--';
+  const rateText = rate !== undefined ? `${rate.toFixed(1)}/s` : '--/s';
+  return (
+    `[${bar}] ${(ratio * 100).toFixed(0).padStart(3)}% ${done}/${p.total}` +
+    ` ok ${c.completed} failed ${c.failed}${c.skipped > 0 ? ` skipped ${c.skipped}` : ''} in flight ${c.started}` +
+    ` | ${rateText} | ${eta} | ${p.state}`
+  );
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const enc = encodeURIComponent;
+
+async function follow(client: OperatorClient, id: string, intervalMs: number): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  const startedAt = Date.now();
+  let firstDone: number | undefined;
+  let last = '';
+  for (;;) {
+    const s = await client.get<BulkStatus>(`/v1/bulk-transfers/${enc(id)}`);
+    const c = s.counts;
+    const done = c.completed + c.failed + c.skipped;
+    firstDone ??= done;
+    const elapsed = (Date.now() - startedAt) / 1000;
+    const progress: Progress = {
+      total: s.report.total,
+      counts: c,
+      state: s.job.state,
+      ...(elapsed >= 1 && { ratePerSecond: (done - firstDone) / elapsed }),
+    };
+    if (tty) {
+      process.stdout.write(`\r${renderProgress(progress, 24)}\u001b[K`);
+    } else {
+      const line = JSON.stringify({ job: id, state: s.job.state, total: s.report.total, ...c });
+      if (line !== last) process.stdout.write(`${line}\n`);
+      last = line;
+    }
+    if (s.report.finished) {
+      if (tty) process.stdout.write('\n');
+      printJson({ job: s.job, report: s.report });
+      if (s.job.state !== 'completed' || c.failed > 0) process.exitCode = 1;
+      return;
+    }
+    await sleep(intervalMs);
+  }
+}
+
+interface StartFlags extends OperatorFlags {
+  eids: string;
+  concurrency?: string;
+  rate?: string;
+  follow: boolean;
+  interval: string;
+}
+
+function intFlag(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidInput('UsageError', `${name} is a whole number from 1`);
+  return n;
+}
+
+async function start(kind: 'release' | 'portIn', smId: string, o: StartFlags): Promise<void> {
+  const interval = Number(o.interval);
+  if (!(interval >= 100)) throw new InvalidInput('UsageError', '--interval is milliseconds, at least 100');
+  const eids = readEids(o.eids);
+  const concurrency = intFlag(o.concurrency, '--concurrency');
+  const ratePerSecond = intFlag(o.rate, '--rate');
+  const client = operatorClient(o);
+  const created = await client.post<BulkStatus>('/v1/bulk-transfers', {
+    kind,
+    eids,
+    ...(kind === 'release' ? { newSmId: smId } : { currentSmId: smId }),
+    ...(concurrency !== undefined && { concurrency }),
+    ...(ratePerSecond !== undefined && { ratePerSecond }),
+  });
+  if (!o.follow) {
+    printJson(created);
+    return;
+  }
+  process.stderr.write(`bulk job ${created.job.id}: ${created.report.total} chips\n`);
+  await follow(client, created.job.id, interval);
+}
+
+const startOptions = (cmd: Command): Command =>
+  addOperatorFlags(
+    cmd
+      .requiredOption('--eids <file>', 'the EIDs: CSV (first column) or one per line')
+      .option('--concurrency <n>', 'transfers in flight at most (SM default 10)')
+      .option('--rate <n>', 'transfers started per second at most (SM default 10)')
+      .option('--no-follow', 'print the created job and return')
+      .option('--interval <ms>', 'progress poll interval', '1000'),
+  );
+
+export function registerBulkCommands(transfer: Command): void {
+  startOptions(
+    transfer
+      .command('bulk')
+      .description('current MNO: release every listed chip to a new SM, as one job')
+      .requiredOption('--to <smId>', 'the new SM id'),
+  ).action((o: StartFlags & { to: string }) => start('release', o.to, o));
+
+  startOptions(
+    transfer
+      .command('bulk-port-in')
+      .description('new MNO: order a port-in of every listed chip from the current SM, as one job')
+      .requiredOption('--from <smId>', 'the current SM id'),
+  ).action((o: StartFlags & { from: string }) => start('portIn', o.from, o));
+
+  addOperatorFlags(
+    transfer
+      .command('bulk-status <id>')
+      .description('a bulk job: state, counts and report; --follow to watch it to the end')
+      .option('--follow', 'follow progress until the job is finished')
+      .option('--interval <ms>', 'progress poll interval', '1000'),
+  ).action(async (id: string, o: OperatorFlags & { follow?: boolean; interval: string }) => {
+    const client = operatorClient(o);
+    if (o.follow) await follow(client, id, Math.max(100, Number(o.interval) || 1000));
+    else printJson(await client.get(`/v1/bulk-transfers/${enc(id)}`));
+  });
+
+  addOperatorFlags(
+    transfer
+      .command('bulk-items <id>')
+      .description("a bulk job's items (per-chip outcomes)")
+      .option('--state <state>', 'only items in this state (pending, started, completed, failed, skipped)')
+      .option('--after <position>', 'only items after this position (paging)')
+      .option('--limit <n>', 'at most this many', '1000'),
+  ).action(async (id: string, o: OperatorFlags & { state?: string; after?: string; limit: string }) => {
+    const q = new URLSearchParams();
+    if (o.state) q.set('state', o.state);
+    if (o.after !== undefined) q.set('after', o.after);
+    q.set('limit', o.limit);
+    printJson(await operatorClient(o).get(`/v1/bulk-transfers/${enc(id)}/items?${q}`));
+  });
+
+  for (const verb of ['pause', 'resume', 'cancel'] as const) {
+    addOperatorFlags(
+      transfer
+        .command(`bulk-${verb} <id>`)
+        .description(
+          verb === 'cancel'
+            ? 'cancel a bulk job: pending chips are skipped, started transfers run to their end'
+            : `${verb} a bulk job`,
+        ),
+    ).action(async (id: string, o: OperatorFlags) => {
+      printJson(await operatorClient(o).post(`/v1/bulk-transfers/${enc(id)}/${verb}`, {}));
+    });
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The bulk runner in process (jobs.ts), stepped by hand with the world's clock: the rate limit
+ * over time, refusals as failed items, and the recovery of an item started when the SM stopped
+ * before recording its transfer.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { registeredChip } from '../../../test/support/sm-flows.ts';
+import { CURRENT, createSmWorld, MNO_A, NEW, worldEid } from '../../../test/support/sm-world.ts';
+
+const counts = async (world: ReturnType<typeof createSmWorld>, jobId: string) =>
+  (await world.get(CURRENT).sm.getBulkJob(MNO_A, jobId)).report.counts;
+
+test('the runner starts no more than the rate per second, and records refusals with their code', async () => {
+  const world = createSmWorld();
+  const eids: string[] = [];
+  for (let i = 1; i <= 4; i++) {
+    await registeredChip(world, i);
+    eids.push(worldEid(i));
+  }
+  eids.push(worldEid(99)); // not managed here
+  const sm = world.get(CURRENT).sm;
+  const { job } = await sm.createBulkJob(MNO_A, {
+    kind: 'release',
+    eids,
+    peerSmId: NEW,
+    concurrency: 10,
+    ratePerSecond: 2,
+  });
+  await sm.stepBulkJobs();
+  await sm.stepBulkJobs();
+  assert.equal((await counts(world, job.id)).started, 2, 'two in the first second');
+  world.clock.advance(1000);
+  await sm.stepBulkJobs();
+  assert.equal((await counts(world, job.id)).started, 4);
+  world.clock.advance(1000);
+  await sm.stepBulkJobs();
+  const c = await counts(world, job.id);
+  assert.deepEqual(c, { pending: 0, started: 4, completed: 0, failed: 1, skipped: 0 });
+  const failed = await sm.listBulkItems(MNO_A, job.id, { states: ['failed'] });
+  assert.deepEqual(
+    failed.map((i) => [i.eid, i.errorCode]),
+    [[worldEid(99), 'ChipNotManaged']],
+  );
+  // An operator not configured here is refused.
+  await assert.rejects(sm.getBulkJob('mno-x', job.id));
+});
+
+test('an item started when the SM stopped is adopted (its transfer exists) or started again', async () => {
+  const world = createSmWorld();
+  await registeredChip(world, 1);
+  await registeredChip(world, 2);
+  const { sm, store } = world.get(CURRENT);
+  const { job } = await sm.createBulkJob(MNO_A, {
+    kind: 'release',
+    eids: [worldEid(1), worldEid(2)],
+    peerSmId: NEW,
+    concurrency: 2,
+    ratePerSecond: 10,
+  });
+  const now = world.clock.now;
+  // As if a step had marked both started, released chip 1, and the SM had stopped there.
+  await store.transaction(async (tx) => {
+    for (const item of await tx.listBulkItems(job.id))
+      await tx.saveBulkItem({ ...item, state: 'started', startedAt: now, updatedAt: now });
+  });
+  const released = await sm.requestRelease(MNO_A, { eid: worldEid(1), newSmId: NEW });
+  world.clock.advance(5000);
+  await sm.stepBulkJobs();
+  const items = await sm.listBulkItems(MNO_A, job.id);
+  assert.equal(items[0]?.state, 'started');
+  assert.equal(items[0]?.transferId, released.id, 'the transfer the call made is adopted');
+  // Chip 2 had no transfer: back to pending, then started for real by the same step or the next.
+  world.clock.advance(1000);
+  await sm.stepBulkJobs();
+  const again = await sm.listBulkItems(MNO_A, job.id);
+  assert.equal(again[1]?.state, 'started');
+  assert.ok(again[1]?.transferId !== undefined);
+  assert.equal((await sm.listTransfers(MNO_A, { eid: worldEid(2) })).length, 1);
+});
