@@ -5,7 +5,7 @@
  * key usage and role policy per position, one curve along the chain, the EUM name
  * constraint read the SGP.22 way, and the EID.
  */
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import type { Curve } from '../crypto/curves.ts';
 import { ecdsaVerify } from '../crypto/ecdsa.ts';
 import { publicKeyFromPoint } from '../crypto/keys.ts';
@@ -264,9 +264,29 @@ function keyOf(cert: Certificate): KeyObject {
   }
 }
 
+/**
+ * Certificate signatures already verified, keyed by SHA-256 of the certificate's DER and of the
+ * issuer's key: SMs see the same chip, EUM and peer certificates on every request. Only
+ * successes are kept, and every other check of validateChain still runs each time.
+ */
+const VERIFIED_MAX = 4096;
+const verified = new Set<string>();
+
+function verifiedKey(cert: Certificate, issuer: Certificate): string {
+  const h = (b: Uint8Array) => createHash('sha256').update(b).digest('base64');
+  return `${h(cert.der)}:${h(issuer.spki)}`;
+}
+
 function verifies(cert: Certificate, issuer: Certificate): boolean {
   if (cert.signatureAlgorithm !== OID.ecdsaWithSha256 || !issuer.curve) return false;
-  return ecdsaVerify(keyOf(issuer), cert.tbs, cert.signature, 'der');
+  const key = verifiedKey(cert, issuer);
+  if (verified.has(key)) return true;
+  const ok = ecdsaVerify(keyOf(issuer), cert.tbs, cert.signature, 'der');
+  if (ok) {
+    if (verified.size >= VERIFIED_MAX) verified.delete(verified.values().next().value as string);
+    verified.add(key);
+  }
+  return ok;
 }
 
 function checkSignature(cert: Certificate, issuer: Certificate, issuerLabel: string): void {
