@@ -272,6 +272,8 @@ for (const backend of SQL_BACKENDS) {
         422,
         'UnknownPeer',
       );
+      type Counts = { total: number; counts: Record<string, number> };
+      const countsBefore = (await a.call('/v1/transfers/counts?direction=outgoing')).json as Counts;
       const released = await a.call('/v1/releases', {
         headers: idem(),
         body: {
@@ -301,6 +303,11 @@ for (const backend of SQL_BACKENDS) {
         409,
         'TransferPending',
       );
+      const countsAfter = (await a.call('/v1/transfers/counts?direction=outgoing')).json as Counts;
+      assert.equal(countsAfter.total, countsBefore.total + 1);
+      assert.equal(countsAfter.counts.permitted, (countsBefore.counts.permitted ?? 0) + 1);
+      const incoming = (await a.call('/v1/transfers/counts?direction=incoming')).json as Counts;
+      assert.equal(incoming.counts.permitted, undefined);
       const one = await a.call(`/v1/transfers/${t.id}`);
       assert.equal(one.status, 200);
       assert.equal((one.json as Transfer).id, t.id);
@@ -610,6 +617,12 @@ for (const backend of SQL_BACKENDS) {
         {
           name: 'a bad query value',
           call: () => a.call('/v1/transfers?direction=sideways'),
+          status: 400,
+          code: 'InvalidInput',
+        },
+        {
+          name: 'a bad direction for the counts',
+          call: () => a.call('/v1/transfers/counts?direction=sideways'),
           status: 400,
           code: 'InvalidInput',
         },

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { HandoverError } from '../protocol/errors.ts';
 import { registerCommands } from './commands.ts';
+import { startCryptoCountsFile } from './crypto-counts-file.ts';
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('handover')
@@ -31,6 +32,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  startCryptoCountsFile();
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {

@@ -115,7 +115,7 @@ export class HttpPeerTransport implements PeerTransport {
     if (!agent) {
       agent = new Agent({
         keepAlive: true,
-        maxSockets: 8,
+        maxSockets: 16,
         ...clientTlsOptions({
           expectedSmId: smId,
           caPem: this.#o.identity.caPem,

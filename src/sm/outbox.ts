@@ -8,9 +8,10 @@
  */
 import { HandoverError } from '../protocol/errors.ts';
 import type { SmContext } from './config.ts';
+import { SmError } from './errors.ts';
 import type { OperatorNotifier, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
 import { askAccepted, askRefused } from './port-in.ts';
-import type { Delivery, OperatorOutboxItem, PeerOutboxItem, StoreTx } from './store/types.ts';
+import type { Delivery, OperatorOutboxItem, OutboxItem, PeerOutboxItem, StoreTx } from './store/types.ts';
 
 export interface DrainReport {
   readonly delivered: number;
@@ -158,25 +159,84 @@ async function sendOperator(
   return 'delivered';
 }
 
+/** At most this many peer messages in flight at once, by default (one per chip). */
+export const DEFAULT_PEER_CONCURRENCY = 16;
+
+export interface DrainOptions {
+  /** How many peer messages may be in flight at once (distinct chips); default 16. */
+  readonly peerConcurrency?: number;
+}
+
+/** Due peer messages by chip, each chip's in createdAt order; chips ordered by their oldest. */
+function byChip(due: readonly OutboxItem[]): PeerOutboxItem[][] {
+  const groups = new Map<string, PeerOutboxItem[]>();
+  for (const item of due) {
+    if (item.channel !== 'peer') continue;
+    const group = groups.get(item.eid);
+    if (group) group.push(item);
+    else groups.set(item.eid, [item]);
+  }
+  return [...groups.values()];
+}
+
+/**
+ * Sends the peer messages: one chip's one after the other (stopping at the first that is to be
+ * retried: its later ones wait for the next drain), different chips' side by side, at most
+ * `limit` in flight. If a send throws (a store failure), no further chip is started, the sends
+ * in flight are waited for, and the first error is thrown.
+ */
+async function sendPeers(
+  ctx: SmContext,
+  transport: PeerTransport,
+  groups: readonly PeerOutboxItem[][],
+  limit: number,
+  report: Record<keyof DrainReport, number>,
+): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (!failure && next < groups.length) {
+      const group = groups[next++]!;
+      try {
+        for (const item of group) {
+          const outcome = await sendPeer(ctx, transport, item);
+          report[outcome]++;
+          if (outcome === 'retried') break;
+        }
+      } catch (e) {
+        failure ??= { error: e };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, groups.length) }, worker));
+  if (failure) throw failure.error;
+}
+
 /**
  * Sends everything due now, oldest first: peer messages before operator notifications, so a slow
- * webhook never holds up the protocol. Once an operator's notification fails, that operator's
- * other notifications wait for the next drain (one timeout per unreachable webhook per drain,
- * not one per notification). Operator notifications wait in the outbox when no notifier is given.
+ * webhook never holds up the protocol. Peer messages go out concurrently across chips (at most
+ * `options.peerConcurrency` at once) and in order within a chip: once a chip's message fails,
+ * that chip's later messages wait for the next drain. Once an operator's notification fails,
+ * that operator's other notifications wait for the next drain (one timeout per unreachable
+ * webhook per drain, not one per notification). Operator notifications wait in the outbox when
+ * no notifier is given.
  */
 export async function drainOutbox(
   ctx: SmContext,
   transport: PeerTransport,
   notifier?: OperatorNotifier,
+  options: DrainOptions = {},
 ): Promise<DrainReport> {
+  const limit = options.peerConcurrency ?? DEFAULT_PEER_CONCURRENCY;
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new SmError('InvalidInput', 'peerConcurrency is a whole number of at least 1', { limit });
+  }
   const now = ctx.clock();
   const due = (await ctx.store.transaction((tx) => tx.listOutbox({ states: ['pending'], dueAt: now }))).sort(
     (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
   );
   const report = { delivered: 0, refused: 0, retried: 0 };
-  for (const item of due) {
-    if (item.channel === 'peer') report[await sendPeer(ctx, transport, item)]++;
-  }
+  await sendPeers(ctx, transport, byChip(due), limit, report);
   if (!notifier) return report;
   const failing = new Set<string>();
   for (const item of due) {

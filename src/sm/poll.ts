@@ -44,25 +44,16 @@ export const MAX_POLL_BATCH = 1000;
 
 /**
  * poll() for many chips: every EID is checked before any is polled (a bad one changes nothing).
- * One read-only pass (one transaction) finds the chips poll() would answer or change: pending
- * device messages, or a profile switch to confirm. Only those are then polled, each in its own
- * transaction, in order; what arrives in between is offered at the next poll. Only chips with
- * messages are in the map.
+ * One read-only pass (one transaction, StoreTx.eidsWithDeviceWork: a few queries per 500 EIDs)
+ * finds the chips poll() would answer or change: pending device messages, or a profile switch to
+ * confirm. Only those are then polled, each in its own transaction, in order; what arrives in
+ * between is offered at the next poll. Only chips with messages are in the map.
  */
 export async function pollMany(ctx: SmContext, eids: readonly string[]): Promise<Map<string, Uint8Array[]>> {
   for (const eid of eids) checkEid(eid);
   const unique = [...new Set(eids)];
-  const busy = await ctx.store.transaction(async (tx) => {
-    const found: string[] = [];
-    for (const eid of unique) {
-      const chip = await tx.getChip(eid);
-      const confirm = chip?.status === 'managed' && chip.profileSwitch?.state === 'unconfirmed';
-      if (confirm || (await tx.listOutbox({ channel: 'device', eid, states: ['pending'] })).length > 0) {
-        found.push(eid);
-      }
-    }
-    return found;
-  });
+  const work = await ctx.store.transaction((tx) => tx.eidsWithDeviceWork(unique));
+  const busy = unique.filter((eid) => work.has(eid));
   const out = new Map<string, Uint8Array[]>();
   for (const eid of busy) {
     const messages = await poll(ctx, eid);

@@ -44,7 +44,7 @@ import {
 } from './release.ts';
 import type { AuditEntry, BulkItemRecord } from './store/types.ts';
 import { postTransferRequest } from './transfer-request.ts';
-import { getTransfer, listAudit, listTransfers, type TransferQuery } from './transfers.ts';
+import { countTransfers, getTransfer, listAudit, listTransfers, type TransferQuery } from './transfers.ts';
 import type { ChipView, TransferView } from './views.ts';
 
 export type { SubscriptionManagerOptions } from './config.ts';
@@ -92,6 +92,12 @@ export class SubscriptionManager {
   }
   listTransfers(operatorId: string, query?: TransferQuery): Promise<TransferView[]> {
     return listTransfers(this.#ctx, operatorId, query);
+  }
+  countTransfers(
+    operatorId: string,
+    query?: { direction?: 'outgoing' | 'incoming' },
+  ): Promise<Record<string, number>> {
+    return countTransfers(this.#ctx, operatorId, query);
   }
   getTransfer(operatorId: string, transferId: string): Promise<TransferView> {
     return getTransfer(this.#ctx, operatorId, transferId);

@@ -25,6 +25,16 @@ export async function listTransfers(
   );
 }
 
+/** How many of the operator's transfers are in each state (states with none are left out). */
+export async function countTransfers(
+  ctx: SmContext,
+  operatorId: string,
+  q: { readonly direction?: 'outgoing' | 'incoming' } = {},
+): Promise<Record<string, number>> {
+  requireOperator(ctx, operatorId);
+  return ctx.store.transaction((tx) => tx.countTransfers({ ...q, operatorId }));
+}
+
 export async function getTransfer(
   ctx: SmContext,
   operatorId: string,

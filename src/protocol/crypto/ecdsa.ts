@@ -1,5 +1,6 @@
 /** ECDSA with SHA-256 (PROTOCOL.md §2): plain r||s in protocol messages, DER inside X.509. */
 import { type KeyObject, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { countCryptoOp } from './op-counts.ts';
 
 export type SignatureFormat = 'plain' | 'der';
 const DSA_ENCODING = { plain: 'ieee-p1363', der: 'der' } as const;
@@ -9,6 +10,7 @@ export function ecdsaSign(
   data: Uint8Array,
   format: SignatureFormat = 'plain',
 ): Uint8Array {
+  countCryptoOp('sign');
   return new Uint8Array(nodeSign('sha256', data, { key: privateKey, dsaEncoding: DSA_ENCODING[format] }));
 }
 
@@ -23,6 +25,7 @@ export function ecdsaVerify(
   format: SignatureFormat = 'plain',
 ): boolean {
   if (format === 'plain' && signature.length !== 64) return false;
+  countCryptoOp('verify');
   try {
     return nodeVerify('sha256', data, { key: publicKey, dsaEncoding: DSA_ENCODING[format] }, signature);
   } catch {

@@ -17,6 +17,7 @@ import {
   EC_PUBLIC_KEY_OID,
   OPENSSL_NAME,
 } from './curves.ts';
+import { countCryptoOp } from './op-counts.ts';
 
 export interface EcKeyPair {
   readonly curve: Curve;
@@ -27,6 +28,7 @@ export interface EcKeyPair {
 }
 
 export function generateKeyPair(curve: Curve): EcKeyPair {
+  countCryptoOp('keygen');
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: OPENSSL_NAME[curve] });
   return { curve, privateKey, publicKey, publicPoint: publicPointOf(publicKey) };
 }

@@ -380,6 +380,34 @@ export const operatorPlugin: FastifyPluginAsyncTypebox<OperatorPluginOptions, Se
   );
 
   app.get(
+    '/v1/transfers/counts',
+    {
+      schema: {
+        ...reading,
+        summary: "How many of the operator's transfers are in each state (for progress over a whole fleet)",
+        querystring: Type.Object(
+          { direction: Type.Optional(Type.Union([Type.Literal('outgoing'), Type.Literal('incoming')])) },
+          strict,
+        ),
+        response: responses(
+          200,
+          Type.Object({
+            total: Type.Integer({ minimum: 0 }),
+            counts: Type.Record(Type.String(), Type.Integer({ minimum: 0 }), {
+              description: 'state → number of transfers (states with none are left out)',
+            }),
+          }),
+        ),
+      },
+    },
+    async (req) => {
+      const d = req.query.direction;
+      const counts = await o.sm.countTransfers(operatorOf(req), d === undefined ? {} : { direction: d });
+      return { total: Object.values(counts).reduce((a, b) => a + b, 0), counts };
+    },
+  );
+
+  app.get(
     '/v1/transfers/:id',
     {
       schema: {

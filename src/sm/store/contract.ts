@@ -692,6 +692,110 @@ export function storeContract(name: string, backend: ContractBackend): void {
       assert.deepEqual(await ids(undefined), ['p1', 'd1', 'p2', 'd2']);
     });
 
+    it('eidsWithDeviceWork: EIDs with pending device items or an unconfirmed switch', async ({ store }) => {
+      const eid = (n: number) => `89049032${String(n).padStart(24, '0')}`;
+      const unconfirmed = (state: 'unconfirmed' | 'confirmIssued') => ({
+        profileSwitch: { disableIccid: ICCID_A, enableIccid: ICCID_B, rollbackOnFailure: true },
+        state,
+        transferId: 't-switch',
+        permissionId: filled(16, 3),
+      });
+      const operatorItem = (id: string, e: string): OperatorOutboxItem => ({
+        id,
+        channel: 'operator',
+        operatorId: 'op',
+        eid: e,
+        notification: { event: 'transferCancelled', eid: e, transferId: 't', state: 'cancelled', at: T0 },
+        state: 'pending',
+        attempts: 0,
+        nextAttemptAt: T0,
+        createdAt: T0,
+      });
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork([EID, EID2])), new Set());
+      await tx(store, async (tx) => {
+        await tx.enqueue(deviceItem('d1'));
+        // EID2: only items poll() does not offer.
+        await tx.enqueue(deviceItem('d2', { eid: EID2, state: 'retired', deliveries: 1 }));
+        await tx.enqueue(peerItem('p2', { eid: EID2 }));
+        await tx.enqueue(operatorItem('o2', EID2));
+        await tx.enqueue(peerItem('p3', { eid: eid(3), state: 'delivered', deliveredAt: T0 }));
+        await tx.putChip(chip({ eid: eid(3), profileSwitch: unconfirmed('unconfirmed') }));
+        await tx.putChip(chip({ eid: eid(4), profileSwitch: unconfirmed('confirmIssued') }));
+        await tx.putChip(
+          chip({ eid: eid(5), status: 'transferring', profileSwitch: unconfirmed('unconfirmed') }),
+        );
+        await tx.putChip(chip({ eid: eid(6) }));
+        await tx.enqueue(deviceItem('d6', { eid: eid(6), kind: 'TransferPermissionMessage' }));
+        await tx.enqueue(deviceItem('d6b', { eid: eid(6), state: 'retired' }));
+        // Not asked about: never in the result.
+        await tx.enqueue(deviceItem('d8', { eid: eid(8) }));
+        await tx.putChip(chip({ eid: eid(9), profileSwitch: unconfirmed('unconfirmed') }));
+      });
+      const asked = [EID, EID2, eid(3), eid(4), eid(5), eid(6), eid(7), EID, eid(6)];
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork(asked)), new Set([EID, eid(3), eid(6)]));
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork([])), new Set());
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork([eid(7), EID2])), new Set());
+      // A retired item is no longer work; a confirmation issued is not either.
+      await tx(store, (tx) => tx.saveOutbox(deviceItem('d1', { state: 'retired', deliveries: 1 })));
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork(asked)), new Set([eid(3), eid(6)]));
+    });
+
+    it('eidsWithDeviceWork answers for more EIDs than one SQL statement takes', async ({ store }) => {
+      const eid = (n: number) => `89049033${String(n).padStart(24, '0')}`;
+      const many = Array.from({ length: 2500 }, (_, i) => eid(i));
+      const pending = [0, 499, 500, 999, 1000, 1001, 2499];
+      const switching = [1, 501, 1500, 2498];
+      await tx(store, async (tx) => {
+        for (const n of pending) await tx.enqueue(deviceItem(`d${n}`, { eid: eid(n) }));
+        for (const n of switching) {
+          await tx.putChip(
+            chip({
+              eid: eid(n),
+              profileSwitch: {
+                profileSwitch: { disableIccid: ICCID_A, enableIccid: ICCID_B, rollbackOnFailure: true },
+                state: 'unconfirmed',
+                transferId: `t${n}`,
+                permissionId: filled(16, 1),
+              },
+            }),
+          );
+        }
+      });
+      const expected = new Set([...pending, ...switching].map(eid));
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork(many)), expected);
+      assert.deepEqual(await tx(store, (tx) => tx.eidsWithDeviceWork([...many].reverse())), expected);
+    });
+
+    it('countTransfers counts transfers per state, by direction and operator', async ({ store }) => {
+      assert.deepEqual(await tx(store, (tx) => tx.countTransfers()), {});
+      await tx(store, async (tx) => {
+        await tx.insertTransfer(outgoing('a', { state: 'completed' }));
+        await tx.insertTransfer(outgoing('b', { state: 'completed', operatorId: 'op2' }));
+        await tx.insertTransfer(outgoing('c'));
+        await tx.insertTransfer(outgoing('d', { eid: EID2, state: 'requested', operatorId: 'op2' }));
+        await tx.insertTransfer(incoming('e'));
+        await tx.insertTransfer(incoming('f', { state: 'failed', operatorId: 'op2' }));
+        await tx.insertTransfer(incoming('g', { eid: EID2, state: 'completed' }));
+      });
+      const count = (f?: Parameters<StoreTx['countTransfers']>[0]) => tx(store, (tx) => tx.countTransfers(f));
+      assert.deepEqual(await count(), { completed: 3, permitted: 1, requested: 1, ordered: 1, failed: 1 });
+      assert.deepEqual(await count({}), await count());
+      assert.deepEqual(await count({ direction: 'outgoing' }), { completed: 2, permitted: 1, requested: 1 });
+      assert.deepEqual(await count({ direction: 'incoming' }), { ordered: 1, failed: 1, completed: 1 });
+      assert.deepEqual(await count({ operatorId: 'op2' }), { completed: 1, requested: 1, failed: 1 });
+      assert.deepEqual(await count({ direction: 'outgoing', operatorId: 'op2' }), {
+        completed: 1,
+        requested: 1,
+      });
+      assert.deepEqual(await count({ operatorId: 'nobody' }), {});
+      // A save moves the count.
+      await tx(store, (tx) => tx.saveTransfer(outgoing('c', { state: 'cancelled' })));
+      assert.deepEqual(await count({ direction: 'outgoing', operatorId: 'op' }), {
+        completed: 1,
+        cancelled: 1,
+      });
+    });
+
     it('an outbox item is enqueued once and saved only on its own channel', async ({ store }) => {
       await tx(store, (tx) => tx.enqueue(deviceItem('d1')));
       await assert.rejects(

@@ -26,6 +26,7 @@ import {
   type SmStore,
   StoreConstraintError,
   type StoreTx,
+  type TransferCountFilter,
   type TransferFilter,
   type TransferRecord,
 } from './types.ts';
@@ -223,6 +224,16 @@ class MemoryTx implements StoreTx {
     this.#state.transfers.set(transfer.id, copy(transfer));
   }
 
+  async countTransfers(filter: TransferCountFilter = {}): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (const t of this.#state.transfers.values()) {
+      if (filter.direction !== undefined && t.direction !== filter.direction) continue;
+      if (filter.operatorId !== undefined && t.operatorId !== filter.operatorId) continue;
+      counts[t.state] = (counts[t.state] ?? 0) + 1;
+    }
+    return counts;
+  }
+
   // ---- orders ----
 
   async getOrder(id: string): Promise<OrderRecord | undefined> {
@@ -282,6 +293,19 @@ class MemoryTx implements StoreTx {
           (i.channel !== 'device' && i.nextAttemptAt.getTime() <= filter.dueAt.getTime()),
       )
       .map(copy);
+  }
+
+  async eidsWithDeviceWork(eids: readonly string[]): Promise<Set<string>> {
+    const wanted = new Set(eids);
+    const found = new Set<string>();
+    for (const eid of wanted) {
+      const c = this.#state.chips.get(eid);
+      if (c?.status === 'managed' && c.profileSwitch?.state === 'unconfirmed') found.add(eid);
+    }
+    for (const i of this.#state.outbox.values()) {
+      if (i.channel === 'device' && i.state === 'pending' && wanted.has(i.eid)) found.add(i.eid);
+    }
+    return found;
   }
 
   // ---- audit ----

@@ -156,6 +156,11 @@ export interface TransferFilter {
   readonly states?: readonly string[];
 }
 
+export interface TransferCountFilter {
+  readonly direction?: 'outgoing' | 'incoming';
+  readonly operatorId?: string;
+}
+
 // ---- port-in orders (the new MNO's durable request) ----
 
 export interface OrderRecord {
@@ -324,6 +329,8 @@ export interface StoreTx {
   insertTransfer(transfer: TransferRecord): Promise<void>;
   /** Replaces a transfer; id, direction and eid are fixed, constraints are checked again. */
   saveTransfer(transfer: TransferRecord): Promise<void>;
+  /** How many transfers are in each state (states with none are left out). */
+  countTransfers(filter?: TransferCountFilter): Promise<Record<string, number>>;
 
   getOrder(id: string): Promise<OrderRecord | undefined>;
   listOrders(filter?: {
@@ -337,6 +344,12 @@ export interface StoreTx {
   getOutbox(id: string): Promise<OutboxItem | undefined>;
   saveOutbox(item: OutboxItem): Promise<void>;
   listOutbox(filter?: OutboxFilter): Promise<OutboxItem[]>;
+  /**
+   * Of `eids`, those a device poll (poll.ts) would answer or change: with a pending device outbox
+   * item, or a managed chip whose profile switch is unconfirmed. Any number of EIDs; unknown ones
+   * are simply not in the result.
+   */
+  eidsWithDeviceWork(eids: readonly string[]): Promise<Set<string>>;
 
   appendAudit(entry: AuditInput): Promise<AuditEntry>;
   listAudit(filter?: AuditFilter): Promise<AuditEntry[]>;

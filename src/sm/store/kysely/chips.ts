@@ -1,4 +1,5 @@
 /** Chips and their counters (types.ts: putChip, updateChip, useCounter). */
+import { sql } from 'kysely';
 import { COUNTER_MAX } from '../../../protocol/asn1/permission.ts';
 import type { Curve } from '../../../protocol/crypto/curves.ts';
 import type { Keyset } from '../../../protocol/handover-keys.ts';
@@ -12,7 +13,7 @@ import {
 } from '../types.ts';
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
-import { allTaken, type Values } from './rows.ts';
+import { allTaken, chunked, type Values } from './rows.ts';
 import type { ChipsTable } from './schema.ts';
 
 type ChipColumns = Omit<Values<ChipsTable>, 'eid' | 'generation' | 'counter' | 'created_at'>;
@@ -214,4 +215,30 @@ export async function useCounter(c: Conn, eid: string, counterValue: number): Pr
     { eid },
   );
   if (result.numUpdatedRows !== 1n) throw reused();
+}
+
+/**
+ * Of `eids`, the managed chips whose profile switch is unconfirmed: one query per chunk. The
+ * switch is JSON (text in SQLite, jsonb in PostgreSQL); its `state` is a plain string in both.
+ */
+export async function eidsWithUnconfirmedSwitch(c: Conn, eids: readonly string[]): Promise<Set<string>> {
+  const state =
+    c.dialect === 'postgres'
+      ? sql<string>`profile_switch ->> 'state'`
+      : sql<string>`json_extract(profile_switch, '$.state')`;
+  const found = new Set<string>();
+  for (const chunk of chunked(eids)) {
+    const rows = await c.run((db) =>
+      db
+        .selectFrom('chips')
+        .select('eid')
+        .where('eid', 'in', chunk)
+        .where('status', '=', 'managed')
+        .where('profile_switch', 'is not', null)
+        .where(state, '=', 'unconfirmed')
+        .execute(),
+    );
+    for (const r of rows) found.add(r.eid);
+  }
+  return found;
 }

@@ -12,7 +12,8 @@
  * - audit: append-only (UPDATE, DELETE and, on PostgreSQL, TRUNCATE are refused by triggers);
  *   each entry must follow the last one (seq + 1, prev_hash = its hash);
  * - idempotency_keys (0002): one row per operator and key, a response only once done;
- * - bulk_jobs, bulk_items (0003): bulk transfer jobs and their chips, one item per (job, EID).
+ * - bulk_jobs, bulk_items (0003): bulk transfer jobs and their chips, one item per (job, EID);
+ * - outbox_device_work (0004): an index for the batch device poll (StoreTx.eidsWithDeviceWork).
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import type { Database, SqlDialect } from './schema.ts';
@@ -385,6 +386,13 @@ function bulkStatements(t: Ddl): string[] {
   ];
 }
 
+/**
+ * 0004: an index for finding, among many EIDs, those with pending device messages (the batch
+ * device poll, StoreTx.eidsWithDeviceWork): (channel, state, eid) answers it from the index alone,
+ * where outbox_eid would visit every item a chip ever had. It also serves poll()'s own listing.
+ */
+const DEVICE_WORK_STATEMENTS = [`CREATE INDEX outbox_device_work ON outbox (channel, state, eid)`];
+
 /** Every migration, by name (applied in name order). */
 export function migrations(dialect: SqlDialect): Record<string, Migration> {
   const ddl = dialect === 'sqlite' ? SQLITE : POSTGRES;
@@ -395,6 +403,7 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0001_initial': { up: run(statements(dialect)) },
     '0002_idempotency_keys': { up: run(idempotencyStatements(ddl)) },
     '0003_bulk_transfers': { up: run(bulkStatements(ddl)) },
+    '0004_outbox_device_work': { up: run(DEVICE_WORK_STATEMENTS) },
   };
 }
 

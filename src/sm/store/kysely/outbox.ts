@@ -15,7 +15,7 @@ import {
 } from '../types.ts';
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOrNull, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
-import { allTaken, type Values } from './rows.ts';
+import { allTaken, chunked, type Values } from './rows.ts';
 import type { OutboxTable } from './schema.ts';
 
 type OutboxValues = Values<OutboxTable>;
@@ -271,4 +271,23 @@ export async function listOutbox(c: Conn, filter: OutboxFilter = {}): Promise<Ou
     return q.execute();
   });
   return rows.map(outboxOf);
+}
+
+/** Of `eids`, those with a pending device item: one query per chunk (index outbox_device_work). */
+export async function eidsWithPendingDevice(c: Conn, eids: readonly string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const chunk of chunked(eids)) {
+    const rows = await c.run((db) =>
+      db
+        .selectFrom('outbox')
+        .select('eid')
+        .distinct()
+        .where('channel', '=', 'device')
+        .where('state', '=', 'pending')
+        .where('eid', 'in', chunk)
+        .execute(),
+    );
+    for (const r of rows) found.add(r.eid);
+  }
+  return found;
 }

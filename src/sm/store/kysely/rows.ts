@@ -13,3 +13,13 @@ export function allTaken(_rest: Record<string, never>): void {}
 
 export const hex = (b: Uint8Array): string =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** Values per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits. */
+export const IN_CHUNK = 500;
+
+/** `values` in slices of at most `size` (none for an empty list). */
+export function chunked<T>(values: readonly T[], size = IN_CHUNK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < values.length; i += size) out.push(values.slice(i, i + size));
+  return out;
+}

@@ -41,7 +41,12 @@ export async function refusedByDatabase(
 }
 
 const pid = (v: number) => Buffer.alloc(16, v);
-const MIGRATIONS = ['0001_initial', '0002_idempotency_keys', '0003_bulk_transfers'];
+const MIGRATIONS = [
+  '0001_initial',
+  '0002_idempotency_keys',
+  '0003_bulk_transfers',
+  '0004_outbox_device_work',
+];
 
 async function seed(store: SqlStore): Promise<void> {
   await store.transaction(async (tx) => {
@@ -104,14 +109,10 @@ export function sqlStoreSuite(name: string, backend: SqlBackend): void {
       await sql`DROP TABLE bulk_items`.execute(store.db);
       await sql`DROP TABLE bulk_jobs`.execute(store.db);
       await sql`DROP TABLE idempotency_keys`.execute(store.db);
-      await sql`DELETE FROM kysely_migration WHERE name IN ('0002_idempotency_keys', '0003_bulk_transfers')`.execute(
-        store.db,
-      );
+      await sql`DROP INDEX outbox_device_work`.execute(store.db);
+      await sql`DELETE FROM kysely_migration WHERE name <> '0001_initial'`.execute(store.db);
       const options = schema === undefined ? {} : { schema };
-      assert.deepEqual(await migrate(store.db, store.dialect, options), [
-        '0002_idempotency_keys',
-        '0003_bulk_transfers',
-      ]);
+      assert.deepEqual(await migrate(store.db, store.dialect, options), MIGRATIONS.slice(1));
       assert.deepEqual(await dumpStore(store), before);
       const keys = await sql<{ n: number | string }>`SELECT count(*) AS n FROM idempotency_keys`.execute(
         store.db,

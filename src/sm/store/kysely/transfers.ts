@@ -17,6 +17,7 @@ import {
   type IssuedPermission,
   type OutgoingTransfer,
   StoreConstraintError,
+  type TransferCountFilter,
   type TransferFilter,
   type TransferRecord,
 } from '../types.ts';
@@ -26,6 +27,7 @@ import {
   bytesIn,
   bytesOrNull,
   bytesOut,
+  intOut,
   jsonOrNull,
   jsonOut,
   timeIn,
@@ -282,6 +284,22 @@ export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promi
     return q.orderBy('pos').execute();
   });
   return rows.map(transferOf);
+}
+
+export async function countTransfers(
+  c: Conn,
+  filter: TransferCountFilter = {},
+): Promise<Record<string, number>> {
+  const rows = await c.run((db) => {
+    let q = db
+      .selectFrom('transfers')
+      .select((eb) => ['state', eb.fn.countAll<number | string | bigint>().as('n')]);
+    if (filter.direction !== undefined) q = q.where('direction', '=', filter.direction);
+    if (filter.operatorId !== undefined) q = q.where('operator_id', '=', filter.operatorId);
+    return q.groupBy('state').orderBy('state').execute();
+  });
+  // PostgreSQL's count is a bigint, which pg reads as a string.
+  return Object.fromEntries(rows.map((r) => [r.state, intOut(r.n)]));
 }
 
 export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> {

@@ -16,6 +16,7 @@ import type {
   OutboxFilter,
   OutboxItem,
   StoreTx,
+  TransferCountFilter,
   TransferFilter,
   TransferRecord,
 } from '../types.ts';
@@ -89,6 +90,9 @@ export class KyselyTx implements StoreTx {
   saveTransfer(transfer: TransferRecord): Promise<void> {
     return transfers.saveTransfer(this.#c, transfer);
   }
+  countTransfers(filter?: TransferCountFilter): Promise<Record<string, number>> {
+    return transfers.countTransfers(this.#c, filter);
+  }
 
   getOrder(id: string): Promise<OrderRecord | undefined> {
     return orders.getOrder(this.#c, id);
@@ -117,6 +121,12 @@ export class KyselyTx implements StoreTx {
   }
   listOutbox(filter?: OutboxFilter): Promise<OutboxItem[]> {
     return outbox.listOutbox(this.#c, filter);
+  }
+  async eidsWithDeviceWork(eids: readonly string[]): Promise<Set<string>> {
+    const unique = [...new Set(eids)];
+    const found = await outbox.eidsWithPendingDevice(this.#c, unique);
+    for (const eid of await chips.eidsWithUnconfirmedSwitch(this.#c, unique)) found.add(eid);
+    return found;
   }
 
   appendAudit(entry: AuditInput): Promise<AuditEntry> {

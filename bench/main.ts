@@ -1,0 +1,27 @@
+/**
+ * `npm run bench`: the fleet benchmark when `--chips` is given (bench/fleet.ts: two SM servers,
+ * the chip farm and the device agent as separate processes), else the crypto micro-benchmark
+ * (bench/crypto.ts). `npm run bench -- --help` says more.
+ *
+ *   npm run bench -- --chips N [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
+ *   npm run bench [-- --seconds N]
+ */
+const argv = process.argv.slice(2);
+const fleet = argv.some((a) => a === '--chips' || a.startsWith('--chips='));
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(`Usage:
+  npm run bench -- --chips N [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
+                  [--concurrency N] [--timeout-seconds N] [--cpu-prof DIR]
+      Fleet benchmark: moves N chips from SM A to SM B end to end (two SM servers, the chip farm
+      and the batch device agent, each its own process) and prints one JSON object (transfers,
+      seconds, transfersPerSecond, p50/p99, peak RSS per process, cryptoFloorPerSecond, ratio).
+      --store postgres uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
+  npm run bench [-- --seconds N]
+      Crypto micro-benchmark: ECDSA sign/verify, key generation and ECDH per second, both curves.
+See BENCHMARKS.md for what each figure means.
+`);
+} else if (fleet) {
+  await import('./fleet.ts');
+} else {
+  await import('./crypto.ts');
+}
