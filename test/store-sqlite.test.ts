@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { findAuditBreak } from '../src/sm/audit-chain.ts';
 import { chip, EID, storeContract, T0 } from '../src/sm/store/contract.ts';
@@ -97,6 +98,48 @@ await store.close();
       `writers alternated ${log.filter((e, i) => i > 0 && e.action !== log[i - 1]?.action).length} times`,
     );
   } finally {
+    await store.close();
+    file.remove();
+  }
+});
+
+test('SQLite: transactions queued together share a COMMIT; one that fails is rolled back alone; each settles once committed', async () => {
+  const file = tempSqlite();
+  const store = await openSqliteStore(file.path);
+  const reader = new BetterSqlite3(file.path, { readonly: true });
+  try {
+    await store.transaction((tx) => tx.putChip(chip()));
+    const commitsBefore = store.commits;
+    const visible = (action: string) =>
+      reader.prepare('SELECT count(*) AS n FROM audit WHERE action = ?').get(action) as { n: number };
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) =>
+        store
+          .transaction(async (tx) => {
+            await tx.appendAudit({ at: T0, actor: 'system', action: `t${i}`, details: {} });
+            if (i === 10 || i === 20) throw new Error(`boom ${i}`);
+            return i;
+          })
+          // Settled only after its COMMIT: another connection sees the entry already.
+          .then((v) => ({ v, seen: visible(`t${i}`).n })),
+      ),
+    );
+    for (const [i, r] of results.entries()) {
+      if (i === 10 || i === 20) {
+        assert.equal(r.status, 'rejected');
+        assert.match(String((r as PromiseRejectedResult).reason), new RegExp(`boom ${i}`));
+      } else {
+        assert.deepEqual(r.status === 'fulfilled' && r.value, { v: i, seen: 1 }, `transaction ${i}`);
+      }
+    }
+    const log = await store.transaction((tx) => tx.listAudit());
+    assert.equal(log.length, 28);
+    assert.ok(!log.some((e) => e.action === 't10' || e.action === 't20'));
+    assert.equal(findAuditBreak(log), undefined);
+    // 30 store transactions in fewer SQLite transactions (the first runs alone, the rest queue).
+    assert.ok(store.commits - commitsBefore < 30, `commits: ${store.commits - commitsBefore}`);
+  } finally {
+    reader.close();
     await store.close();
     file.remove();
   }

@@ -1,10 +1,11 @@
 /**
  * The SQLite store (better-sqlite3: one connection, WAL, foreign keys on, a busy timeout for
  * other processes on the same file). Transactions are queued and run one at a time (per file,
- * across every store this process opens on it), each as BEGIN IMMEDIATE ... COMMIT: it takes
- * the write lock at once, so two processes on one file wait for each other (busy timeout)
- * instead of failing on a lock upgrade. A transaction function's awaits never let another
- * transaction in between its statements.
+ * across every store this process opens on it), inside BEGIN IMMEDIATE ... COMMIT: it takes the
+ * write lock at once, so two processes on one file wait for each other (busy timeout) instead
+ * of failing on a lock upgrade. A transaction function's awaits never let another transaction
+ * in between its statements. Transactions that queue up while one runs share the next COMMIT
+ * (group commit, SqliteStore.transaction), each in its own SAVEPOINT.
  */
 import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
@@ -50,23 +51,126 @@ function releaseQueue(q: FileQueue): void {
   if (q.users === 0 && q.key !== undefined) queues.delete(q.key);
 }
 
+/** A store transaction waiting for its turn. */
+interface Waiting {
+  readonly fn: (tx: StoreTx) => Promise<unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Store transactions committed together at most (one SQLite transaction, one WAL sync). */
+export const MAX_GROUP = 64;
+
 export class SqliteStore implements SqlStore {
   readonly dialect = 'sqlite' as const;
   readonly db: Kysely<Database>;
   readonly path: string;
   readonly #queue: FileQueue;
+  /** Whether SQLite has a transaction open (it may roll one back by itself on some errors). */
+  readonly #inTransaction: () => boolean;
+  readonly #waiting: Waiting[] = [];
+  /** The group runner while it runs: settles once nothing is waiting. */
+  #running: Promise<void> | undefined;
   #pending: Promise<unknown> = Promise.resolve();
   #closed = false;
+  #commits = 0;
 
-  constructor(db: Kysely<Database>, path: string) {
+  constructor(db: Kysely<Database>, path: string, inTransaction: () => boolean = () => true) {
     this.db = db;
     this.path = path;
     this.#queue = queueFor(path);
+    this.#inTransaction = inTransaction;
   }
 
+  /** SQLite transactions committed so far (each holds one or more store transactions). */
+  get commits(): number {
+    return this.#commits;
+  }
+
+  /**
+   * Runs `fn` as one store transaction. Transactions queued while others run are committed
+   * together (group commit): each runs inside its own SAVEPOINT of one BEGIN IMMEDIATE … COMMIT,
+   * so a failing one is rolled back alone and rejected at once, and the others' promises settle
+   * only after the COMMIT, so nothing is reported done before it is durable. With
+   * synchronous = FULL, each COMMIT waits for the disk; sharing it is what makes many small
+   * transactions affordable (BENCHMARKS.md).
+   */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreClosedError());
-    return this.exclusive(() => this.db.connection().execute((db) => runImmediate(db, fn)));
+    return new Promise<T>((resolve, reject) => {
+      this.#waiting.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.#running ??= this.#run();
+    });
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (this.#waiting.length > 0) {
+        await this.exclusive(() => this.db.connection().execute((db) => this.#group(db)));
+      }
+    } catch (e) {
+      // No connection (the database is gone): every waiting transaction fails with that error.
+      for (const item of this.#waiting.splice(0)) item.reject(e);
+    } finally {
+      this.#running = undefined;
+      // A transaction queued as the last group ended (after the loop's check) starts a new runner.
+      if (this.#waiting.length > 0) this.#running = this.#run();
+    }
+  }
+
+  /** One SQLite transaction over up to MAX_GROUP waiting store transactions. */
+  async #group(db: Kysely<Database>): Promise<void> {
+    const group = this.#waiting.splice(0, MAX_GROUP);
+    const done: { readonly item: Waiting; readonly value: unknown }[] = [];
+    try {
+      await sql`BEGIN IMMEDIATE`.execute(db);
+    } catch (e) {
+      for (const item of group) item.reject(e);
+      return;
+    }
+    let lost: unknown;
+    for (const [i, item] of group.entries()) {
+      if (lost !== undefined) {
+        // SQLite rolled the whole transaction back: the rest run in the next group.
+        this.#waiting.unshift(...group.slice(i));
+        break;
+      }
+      const conn = new Conn(db, 'sqlite');
+      try {
+        await sql`SAVEPOINT store_tx`.execute(db);
+        const value = await item.fn(new KyselyTx(conn));
+        conn.end();
+        await sql`RELEASE store_tx`.execute(db);
+        done.push({ item, value });
+      } catch (e) {
+        conn.end();
+        item.reject(e);
+        if (this.#inTransaction()) {
+          try {
+            await sql`ROLLBACK TO store_tx`.execute(db);
+            await sql`RELEASE store_tx`.execute(db);
+          } catch (rollbackError) {
+            lost = rollbackError;
+          }
+        } else {
+          lost = e;
+        }
+      }
+    }
+    if (lost !== undefined) {
+      await sql`ROLLBACK`.execute(db).catch(() => undefined);
+      for (const d of done) d.item.reject(lost);
+      return;
+    }
+    try {
+      await sql`COMMIT`.execute(db);
+      this.#commits++;
+    } catch (e) {
+      await sql`ROLLBACK`.execute(db).catch(() => undefined);
+      for (const d of done) d.item.reject(e);
+      return;
+    }
+    for (const d of done) d.item.resolve(d.value);
   }
 
   /** Runs `fn` when every transaction queued on this file before it has ended. */
@@ -79,27 +183,11 @@ export class SqliteStore implements SqlStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    while (this.#running) await this.#running;
     await this.#pending;
     releaseQueue(this.#queue);
     await this.db.destroy();
   }
-}
-
-async function runImmediate<T>(db: Kysely<Database>, fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-  await sql`BEGIN IMMEDIATE`.execute(db);
-  const conn = new Conn(db, 'sqlite');
-  let result: T;
-  try {
-    result = await fn(new KyselyTx(conn));
-    conn.end();
-    await sql`COMMIT`.execute(db);
-  } catch (e) {
-    conn.end();
-    // SQLite may have rolled back already (then ROLLBACK fails): the transaction is gone either way.
-    await sql`ROLLBACK`.execute(db).catch(() => undefined);
-    throw e;
-  }
-  return result;
 }
 
 /** Prepared statements kept per SQL text (kysely's dialect prepares every query again otherwise). */
@@ -141,6 +229,7 @@ export async function openSqliteStore(path: string, o: SqliteStoreOptions = {}):
   const store = new SqliteStore(
     new KyselyDb<Database>({ dialect: new SqliteDialect({ database: cachingDatabase(database) }) }),
     path,
+    () => database.inTransaction,
   );
   try {
     await store.exclusive(async () => {
