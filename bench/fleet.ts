@@ -3,7 +3,9 @@
  * processes and compares the rate with what the crypto of one transfer allows on this machine.
  *
  *   npm run bench -- --chips 1000 [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
- *                   [--concurrency 64] [--timeout-seconds 600] [--cpu-prof DIR]
+ *                   [--concurrency 64] [--timeout-seconds 600] [--cpu-prof DIR] [--heap-mb N]
+ *   (--heap-mb caps each child's V8 heap: without it V8 grows its heap lazily, so peak RSS says
+ *   more about the garbage collector than about what the process keeps)
  *   (npm run bench:fleet -- … is the same)
  *
  * Processes: SM A and SM B (`handover sm start`, SQLite files, or one PostgreSQL schema each in
@@ -88,6 +90,8 @@ interface Options {
   cryptoSeconds: number;
   /** Write a V8 CPU profile of every child process to this folder (node --cpu-prof). */
   cpuProf: string | undefined;
+  /** V8 old-space limit of each child process in MB (node --max-old-space-size); default none. */
+  heapMb: number | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -117,6 +121,7 @@ function parseArgs(argv: readonly string[]): Options {
     timeoutSeconds: int('timeout-seconds', 600, 86_400),
     cryptoSeconds: Number(get('crypto-seconds') ?? '0.5'),
     cpuProf: get('cpu-prof'),
+    heapMb: get('heap-mb') === undefined ? undefined : int('heap-mb', 0, 65_536),
   };
 }
 
@@ -222,8 +227,10 @@ async function main(): Promise<void> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.DATABASE_URL;
   // One folder per process: the tsx loader thread writes a profile of its own next to the main one.
-  const prof = (name: string): string[] =>
-    o.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(o.cpuProf, name)];
+  const prof = (name: string): string[] => [
+    ...(o.heapMb === undefined ? [] : [`--max-old-space-size=${o.heapMb}`]),
+    ...(o.cpuProf === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', join(o.cpuProf, name)]),
+  ];
   const countsFile = (name: ProcessName) => join(dir, `crypto-counts-${name}.json`);
   const readCounts = (): Record<ProcessName, CryptoOpCounts> => {
     const out = {} as Record<ProcessName, CryptoOpCounts>;

@@ -11,10 +11,11 @@ const fleet = argv.some((a) => a === '--chips' || a.startsWith('--chips='));
 if (argv.includes('--help') || argv.includes('-h')) {
   process.stdout.write(`Usage:
   npm run bench -- --chips N [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
-                  [--concurrency N] [--timeout-seconds N] [--cpu-prof DIR]
+                  [--concurrency N] [--timeout-seconds N] [--cpu-prof DIR] [--heap-mb N]
       Fleet benchmark: moves N chips from SM A to SM B end to end (two SM servers, the chip farm
       and the batch device agent, each its own process) and prints one JSON object (transfers,
       seconds, transfersPerSecond, p50/p99, peak RSS per process, cryptoFloorPerSecond, ratio).
+      --heap-mb N caps each child process's V8 heap (node --max-old-space-size=N).
       --store postgres uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
   npm run bench [-- --seconds N]
       Crypto micro-benchmark: ECDSA sign/verify, key generation and ECDH per second, both curves.

@@ -320,12 +320,19 @@ describe('the operator CLI over HTTPS', () => {
     );
 
     // list and show, with filters.
-    const [listed, filtered, none, shown] = await Promise.all([
+    const [listed, filtered, none, shown, counts] = await Promise.all([
       handover(['transfer', 'list', ...a]),
       handover(['transfer', 'list', '--eid', eid, '--state', 'permitted', '--direction', 'outgoing', ...a]),
       handover(['transfer', 'list', '--eid', eid, '--direction', 'incoming', ...a]),
       handover(['transfer', 'show', released.id, ...a]),
+      handover(['transfer', 'counts', '--direction', 'outgoing', ...a]),
     ]);
+    const listedOutgoing = out<{ transfers: Transfer[] }>(listed).transfers.filter(
+      (t) => t.direction === 'outgoing',
+    );
+    const counted = out<{ total: number; counts: Record<string, number> }>(counts);
+    assert.equal(counted.total, listedOutgoing.length);
+    assert.equal(counted.counts.permitted, listedOutgoing.filter((t) => t.state === 'permitted').length);
     assert.ok(out<{ transfers: Transfer[] }>(listed).transfers.some((t) => t.id === released.id));
     assert.deepEqual(
       out<{ transfers: Transfer[] }>(filtered).transfers.map((t) => t.id),

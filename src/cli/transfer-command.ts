@@ -145,6 +145,16 @@ export function registerTransferCommands(program: Command): void {
     printJson(await operatorClient(o).get(`/v1/transfers${q.size ? `?${q}` : ''}`));
   });
 
+  addOperatorFlags(
+    transfer
+      .command('counts')
+      .description('how many transfers are in each state (cheap on a whole fleet)')
+      .option('--direction <dir>', 'outgoing or incoming'),
+  ).action(async (o: OperatorFlags & { direction?: string }) => {
+    const q = o.direction ? `?${new URLSearchParams({ direction: o.direction })}` : '';
+    printJson(await operatorClient(o).get(`/v1/transfers/counts${q}`));
+  });
+
   addOperatorFlags(transfer.command('show <id>').description('one transfer')).action(
     async (id: string, o: OperatorFlags) => {
       printJson(await operatorClient(o).get(`/v1/transfers/${enc(id)}`));
