@@ -508,6 +508,19 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     if (completed.length < identities.length) process.exitCode = 1;
+  } catch (e) {
+    // Say which process died and what it said last: a reset connection alone explains nothing.
+    for (const c of children) {
+      if (c.process.exitCode !== null || c.process.signalCode !== null) {
+        log({
+          exited: c.name,
+          code: c.process.exitCode,
+          signal: c.process.signalCode,
+          stderr: c.stderrTail(),
+        });
+      }
+    }
+    throw e;
   } finally {
     await Promise.all(children.map((c) => c.stop()));
     if (schemas.length > 0) {

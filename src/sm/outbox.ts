@@ -159,6 +159,12 @@ async function sendOperator(
   return 'delivered';
 }
 
+/**
+ * Items one drain takes at most (the oldest due first); the rest wait for the next drain, so a
+ * backlog of thousands is never read into memory at once.
+ */
+export const DRAIN_BATCH = 1000;
+
 /** At most this many peer messages in flight at once, by default (one per chip). */
 export const DEFAULT_PEER_CONCURRENCY = 16;
 
@@ -232,9 +238,11 @@ export async function drainOutbox(
     throw new SmError('InvalidInput', 'peerConcurrency is a whole number of at least 1', { limit });
   }
   const now = ctx.clock();
-  const due = (await ctx.store.transaction((tx) => tx.listOutbox({ states: ['pending'], dueAt: now }))).sort(
-    (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
-  );
+  const due = (
+    await ctx.store.transaction((tx) =>
+      tx.listOutbox({ states: ['pending'], dueAt: now, limit: DRAIN_BATCH }),
+    )
+  ).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
   const report = { delivered: 0, refused: 0, retried: 0 };
   await sendPeers(ctx, transport, byChip(due), limit, report);
   if (!notifier) return report;

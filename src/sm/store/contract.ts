@@ -618,6 +618,16 @@ export function storeContract(name: string, backend: ContractBackend): void {
       assert.deepEqual(await ids({ states: ['permitted', 'ordered', 'requested'] }), ['y', 'x', 'v']);
       assert.deepEqual(await ids({ states: [] }), []);
       assert.deepEqual(await ids({ eid: EID, direction: 'outgoing', states: ['completed'] }), ['z']);
+      // Paging: id order, at most `limit`, after `afterId`; filters still apply.
+      assert.deepEqual(await ids({ limit: 2 }), ['v', 'w']);
+      assert.deepEqual(await ids({ limit: 2, afterId: 'w' }), ['x', 'y']);
+      assert.deepEqual(await ids({ limit: 2, afterId: 'y' }), ['z']);
+      assert.deepEqual(await ids({ limit: 10, afterId: 'z' }), []);
+      assert.deepEqual(await ids({ limit: 10, states: ['permitted', 'ordered', 'requested'] }), [
+        'v',
+        'x',
+        'y',
+      ]);
     });
 
     it('chips are listed by operator and status', async ({ store }) => {
@@ -678,6 +688,8 @@ export function storeContract(name: string, backend: ContractBackend): void {
       assert.deepEqual(await ids({ channel: 'peer', states: ['pending'], dueAt: at(999) }), []);
       assert.deepEqual(await ids({ channel: 'peer', states: ['pending'], dueAt: at(1000) }), ['p1']);
       assert.deepEqual(await ids({ states: ['pending'], dueAt: at(10_000) }), ['p1', 'p2']);
+      assert.deepEqual(await ids({ states: ['pending'], dueAt: at(10_000), limit: 1 }), ['p1']);
+      assert.deepEqual(await ids({ limit: 3 }), ['p1', 'd1', 'p2']);
       assert.deepEqual(await ids({ channel: 'device', eid: EID }), ['d1']);
       assert.deepEqual(await ids({ transferId: 't1' }), ['p1', 'd1']);
       assert.deepEqual(await ids({ states: ['retired'] }), ['d2']);

@@ -176,11 +176,16 @@ class MemoryTx implements StoreTx {
   }
 
   async listTransfers(filter: TransferFilter = {}): Promise<TransferRecord[]> {
-    return [...this.#state.transfers.values()]
+    const all = [...this.#state.transfers.values()]
       .filter((t) => filter.eid === undefined || t.eid === filter.eid)
       .filter((t) => filter.direction === undefined || t.direction === filter.direction)
       .filter((t) => filter.operatorId === undefined || t.operatorId === filter.operatorId)
       .filter((t) => filter.states === undefined || filter.states.includes(t.state))
+      .filter((t) => filter.afterId === undefined || t.id > filter.afterId);
+    if (filter.limit === undefined) return all.map(copy);
+    return all
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .slice(0, filter.limit)
       .map(copy);
   }
 
@@ -292,6 +297,7 @@ class MemoryTx implements StoreTx {
           filter.dueAt === undefined ||
           (i.channel !== 'device' && i.nextAttemptAt.getTime() <= filter.dueAt.getTime()),
       )
+      .slice(0, filter.limit ?? Number.POSITIVE_INFINITY)
       .map(copy);
   }
 

@@ -154,6 +154,12 @@ export interface TransferFilter {
   readonly direction?: 'outgoing' | 'incoming';
   readonly operatorId?: string;
   readonly states?: readonly string[];
+  /**
+   * Paging: with a limit the list is in id order (the store's own collation) and holds at most
+   * `limit` transfers whose id sorts after `afterId`; without one it is in creation order.
+   */
+  readonly limit?: number;
+  readonly afterId?: string;
 }
 
 export interface TransferCountFilter {
@@ -227,6 +233,8 @@ export interface OutboxFilter {
   readonly states?: readonly string[];
   /** Only items whose nextAttemptAt is at or before this time (peer and operator items). */
   readonly dueAt?: Date;
+  /** At most this many, the oldest first (in the order they were queued). */
+  readonly limit?: number;
 }
 
 // ---- audit (append-only, hash-chained) ----

@@ -267,6 +267,7 @@ export async function listOutbox(c: Conn, filter: OutboxFilter = {}): Promise<Ou
     if (states !== undefined) q = q.where('state', 'in', states);
     if (due !== undefined) q = q.where('channel', '<>', 'device').where('next_attempt_at', '<=', due);
     q = q.orderBy('pos');
+    if (filter.limit !== undefined) q = q.limit(filter.limit);
     if (due !== undefined && c.dialect === 'postgres') q = q.forUpdate().skipLocked();
     return q.execute();
   });

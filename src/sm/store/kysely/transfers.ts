@@ -281,7 +281,9 @@ export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promi
     if (filter.direction !== undefined) q = q.where('direction', '=', filter.direction);
     if (filter.operatorId !== undefined) q = q.where('operator_id', '=', filter.operatorId);
     if (states !== undefined) q = q.where('state', 'in', states);
-    return q.orderBy('pos').execute();
+    if (filter.afterId !== undefined) q = q.where('id', '>', filter.afterId);
+    if (filter.limit === undefined) return q.orderBy('pos').execute();
+    return q.orderBy('id').limit(filter.limit).execute();
   });
   return rows.map(transferOf);
 }
