@@ -511,14 +511,12 @@ async function main(): Promise<void> {
   } catch (e) {
     // Say which process died and what it said last: a reset connection alone explains nothing.
     for (const c of children) {
-      if (c.process.exitCode !== null || c.process.signalCode !== null) {
-        log({
-          exited: c.name,
-          code: c.process.exitCode,
-          signal: c.process.signalCode,
-          stderr: c.stderrTail(),
-        });
-      }
+      const exited = c.process.exitCode !== null || c.process.signalCode !== null;
+      log({
+        process: c.name,
+        ...(exited ? { exitCode: c.process.exitCode, signal: c.process.signalCode } : { running: true }),
+        stderr: c.stderrTail(),
+      });
     }
     throw e;
   } finally {
