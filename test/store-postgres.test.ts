@@ -126,6 +126,39 @@ test('PostgreSQL: a replica listing due outbox items skips the rows another one 
   });
 });
 
+test('PostgreSQL: many writers on the audit chain at once all commit: retries take turns', async (t) => {
+  const url = testDatabaseUrl();
+  if (url === undefined) {
+    t.skip(PG_SKIP);
+    return;
+  }
+  const schema = tempSchema(url);
+  // Three attempts: retries that collided again with each other would run out of them.
+  const store = await schema.open({ maxAttempts: 3, retryBaseMs: 1, retryMaxMs: 5 });
+  try {
+    const together = barrier(8);
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        store.transaction(async (tx) => {
+          await tx.listAudit({ eid: EID });
+          await together();
+          await tx.appendAudit({ at: T0, actor: 'system', action: `w${i}`, details: {} });
+        }),
+      ),
+    );
+    assert.deepEqual(
+      results.filter((r) => r.status === 'rejected'),
+      [],
+    );
+    const log = await store.transaction((tx) => tx.listAudit());
+    assert.equal(log.length, 40);
+    assert.equal(findAuditBreak(log), undefined);
+    assert.ok(store.retries >= 1, 'the overlapping first attempts conflicted');
+  } finally {
+    await schema.drop(store);
+  }
+});
+
 test('PostgreSQL: retries are bounded, and only conflicts are retried', async (t) => {
   const url = testDatabaseUrl();
   if (url === undefined) {
