@@ -84,33 +84,22 @@ async function expireOne(
   now: Date,
 ): Promise<'expired' | 'cancelIssued' | undefined> {
   const t: TransferRecord | undefined = await tx.getTransfer(id);
-  if (!t) return undefined;
+  if (!t || !dueForExpiry(t, now)) return undefined;
   if (t.direction === 'incoming') {
-    const waiting = t.state === 'ordered' || t.state === 'asked' || t.state === 'permitted';
-    if (waiting && past(t.expiresAt, now)) {
-      await endIncoming(tx, ctx, t, 'expire', 'orderExpired', 'system');
-      return 'expired';
-    }
-    return undefined;
-  }
-  if (t.state === 'awaitingApproval' && past(t.approvalDeadline, now)) {
-    await expireOutgoing(tx, ctx, t, 'approvalTimeout');
+    await endIncoming(tx, ctx, t, 'expire', 'orderExpired', 'system');
     return 'expired';
   }
-  if (t.state === 'permitted' && past(t.permission?.notAfter, now)) {
-    await expireOutgoing(tx, ctx, t, 'notDelivered');
-    return 'expired';
-  }
-  if (t.state === 'delivered' && !t.cancel && past(t.permission?.notAfter, now)) {
+  if (t.state === 'delivered') {
     await issueCancel(tx, ctx, t);
     return 'cancelIssued';
   }
-  return undefined;
+  await expireOutgoing(tx, ctx, t, t.state === 'awaitingApproval' ? 'approvalTimeout' : 'notDelivered');
+  return 'expired';
 }
 
 /**
- * Whether expireOne would act on `t` at `now`, judged from a snapshot: only these get a
- * transaction of their own (expireOne checks again inside it). A fleet has many transfers open
+ * Whether `t` is past a deadline at `now`: the one rule, used on the snapshot (only these get a
+ * transaction of their own) and again by expireOne inside that transaction. A fleet has many transfers open
  * and few past a deadline; a transaction for each open one every few seconds was most of an SM's
  * work in the 100,000-chip benchmark.
  */
