@@ -20,6 +20,26 @@ import {
 storeContract('PostgreSQL', postgresBackend());
 sqlStoreSuite('PostgreSQL', postgresSqlBackend());
 
+/** One store with `options` on a fresh schema (skipped without DATABASE_URL). */
+async function oneStore(
+  t: TestContext,
+  options: Parameters<ReturnType<typeof tempSchema>['open']>[0],
+  body: (store: PostgresStore) => Promise<void>,
+) {
+  const url = testDatabaseUrl();
+  if (url === undefined) {
+    t.skip(PG_SKIP);
+    return;
+  }
+  const schema = tempSchema(url);
+  const store = await schema.open(options);
+  try {
+    await body(store);
+  } finally {
+    await schema.drop(store);
+  }
+}
+
 /** Two replicas (two pools) on one fresh schema. */
 async function replicas(t: TestContext, body: (a: PostgresStore, b: PostgresStore) => Promise<void>) {
   const url = testDatabaseUrl();
@@ -126,16 +146,9 @@ test('PostgreSQL: a replica listing due outbox items skips the rows another one 
   });
 });
 
-test('PostgreSQL: many writers on the audit chain at once all commit: retries take turns', async (t) => {
-  const url = testDatabaseUrl();
-  if (url === undefined) {
-    t.skip(PG_SKIP);
-    return;
-  }
-  const schema = tempSchema(url);
+test('PostgreSQL: many writers on the audit chain at once all commit: retries take turns', (t) =>
   // Three attempts: retries that collided again with each other would run out of them.
-  const store = await schema.open({ maxAttempts: 3, retryBaseMs: 1, retryMaxMs: 5 });
-  try {
+  oneStore(t, { maxAttempts: 3, retryBaseMs: 1, retryMaxMs: 5 }, async (store) => {
     const together = barrier(8);
     const results = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
@@ -154,20 +167,10 @@ test('PostgreSQL: many writers on the audit chain at once all commit: retries ta
     assert.equal(log.length, 40);
     assert.equal(findAuditBreak(log), undefined);
     assert.ok(store.retries >= 1, 'the overlapping first attempts conflicted');
-  } finally {
-    await schema.drop(store);
-  }
-});
+  }));
 
-test('PostgreSQL: retries are bounded, and only conflicts are retried', async (t) => {
-  const url = testDatabaseUrl();
-  if (url === undefined) {
-    t.skip(PG_SKIP);
-    return;
-  }
-  const schema = tempSchema(url);
-  const store = await schema.open({ maxAttempts: 3, retryBaseMs: 1 });
-  try {
+test('PostgreSQL: retries are bounded, and only conflicts are retried', (t) =>
+  oneStore(t, { maxAttempts: 3, retryBaseMs: 1 }, async (store) => {
     let runs = 0;
     const conflict = Object.assign(new Error('could not serialize access'), { code: '40001' });
     await assert.rejects(
@@ -196,10 +199,7 @@ test('PostgreSQL: retries are bounded, and only conflicts are retried', async (t
       }),
       'ok',
     );
-  } finally {
-    await schema.drop(store);
-  }
-});
+  }));
 
 test('openStore: PostgreSQL when a database URL is given', async (t) => {
   const url = testDatabaseUrl();
