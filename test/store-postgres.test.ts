@@ -146,16 +146,19 @@ test('PostgreSQL: a replica listing due outbox items skips the rows another one 
   });
 });
 
-test('PostgreSQL: many writers on the audit chain at once all commit: retries take turns', (t) =>
-  // Three attempts: retries that collided again with each other would run out of them.
-  oneStore(t, { maxAttempts: 3, retryBaseMs: 1, retryMaxMs: 5 }, async (store) => {
-    const together = barrier(8);
+test('PostgreSQL: many writers of one process on the audit chain all commit at the first attempt (turns)', (t) =>
+  // One attempt each: concurrent transactions of one store would abort each other on the chain's
+  // head; they take turns instead.
+  oneStore(t, { maxAttempts: 1 }, async (store) => {
+    const order: string[] = [];
     const results = await Promise.allSettled(
       Array.from({ length: 40 }, (_, i) =>
         store.transaction(async (tx) => {
+          order.push(`begin ${i}`);
           await tx.listAudit({ eid: EID });
-          await together();
+          await new Promise((r) => setImmediate(r));
           await tx.appendAudit({ at: T0, actor: 'system', action: `w${i}`, details: {} });
+          order.push(`end ${i}`);
         }),
       ),
     );
@@ -163,10 +166,36 @@ test('PostgreSQL: many writers on the audit chain at once all commit: retries ta
       results.filter((r) => r.status === 'rejected'),
       [],
     );
+    assert.deepEqual(
+      order,
+      Array.from({ length: 40 }, (_, i) => [`begin ${i}`, `end ${i}`]).flat(),
+      'one at a time, in the order asked',
+    );
     const log = await store.transaction((tx) => tx.listAudit());
-    assert.equal(log.length, 40);
+    assert.deepEqual(
+      log.map((e) => e.action),
+      Array.from({ length: 40 }, (_, i) => `w${i}`),
+    );
     assert.equal(findAuditBreak(log), undefined);
-    assert.ok(store.retries >= 1, 'the overlapping first attempts conflicted');
+    assert.equal(store.retries, 0);
+  }));
+
+test('PostgreSQL: a failed transaction does not stop the ones queued behind it', (t) =>
+  oneStore(t, { maxAttempts: 1 }, async (store) => {
+    const results = await Promise.allSettled([
+      store.transaction(async (tx) => {
+        await tx.appendAudit({ at: T0, actor: 'system', action: 'first', details: {} });
+        throw new Error('plain');
+      }),
+      store.transaction((tx) => tx.appendAudit({ at: T0, actor: 'system', action: 'second', details: {} })),
+    ]);
+    assert.equal(results[0].status, 'rejected');
+    assert.equal(results[1].status, 'fulfilled');
+    const log = await store.transaction((tx) => tx.listAudit());
+    assert.deepEqual(
+      log.map((e) => e.action),
+      ['second'],
+    );
   }));
 
 test('PostgreSQL: retries are bounded, and only conflicts are retried', (t) =>

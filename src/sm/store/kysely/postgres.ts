@@ -3,7 +3,11 @@
  * (ARCHITECTURE.md, scale-out): every transaction runs SERIALIZABLE, so it behaves as if the
  * transactions ran one at a time, and is run again (bounded, with jittered backoff) when
  * PostgreSQL reports a serialization failure or deadlock, or a unique key raced (retries take
- * turns: a session advisory lock before BEGIN). A transaction
+ * turns: a session advisory lock before BEGIN). Within one process the store's transactions
+ * take turns (a queue, as on SQLite): nearly every write appends to the audit chain, whose head
+ * is one row for all, so concurrent writers of one process would only abort each other (the
+ * fleet benchmark's 16 concurrent registrations ran out of attempts: HTTP 500). Conflicts are
+ * then left to other processes on the same database. A transaction
  * function may therefore run more than once: it must not keep effects outside the store
  * (results it pushed to an outer array, messages it sent) from an attempt that did not commit.
  */
@@ -46,6 +50,8 @@ export class PostgresStore implements SqlStore {
   readonly #baseMs: number;
   readonly #maxMs: number;
   readonly #running = new Set<Promise<unknown>>();
+  /** Settles when the last transaction queued in this store has ended (they take turns). */
+  #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #retries = 0;
 
@@ -63,7 +69,9 @@ export class PostgresStore implements SqlStore {
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreClosedError());
-    const p = this.#withRetries(fn);
+    const turn = () => this.#withRetries(fn);
+    const p = this.#tail.then(turn, turn);
+    this.#tail = p.catch(() => undefined);
     this.#running.add(p);
     const forget = () => this.#running.delete(p);
     p.then(forget, forget);
@@ -75,10 +83,9 @@ export class PostgresStore implements SqlStore {
       const state: { conn?: Conn } = {};
       try {
         if (attempt === 1) return await this.#attempt(this.db, fn, state);
-        // A transaction that lost a conflict runs again in turn with the other retries: a session
-        // advisory lock taken before BEGIN, so its SERIALIZABLE snapshot starts after the lock.
-        // Nearly every write appends to the audit chain, whose head is one row for all; without
-        // turns, 16 concurrent writers ran out of attempts (fleet benchmark: HTTP 500).
+        // A transaction that lost a conflict (with another process) runs again in turn with the
+        // other processes' retries: a session advisory lock taken before BEGIN, so its
+        // SERIALIZABLE snapshot starts after the lock.
         return await this.db.connection().execute(async (db) => {
           await sql`SELECT pg_advisory_lock(${RETRY_LOCK_KEY})`.execute(db);
           try {
