@@ -4,6 +4,10 @@
  *
  *   npm run bench -- --chips 1000 [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
  *                   [--concurrency 64] [--timeout-seconds 600] [--cpu-prof DIR] [--heap-mb N]
+ *                   [--bulk N [--bulk-rate R]]
+ *   (--bulk N orders the port-ins as one bulk job at B, at most N in flight and R started per
+ *   second (default 1000), as an operator moving a fleet would; without it, one order per chip
+ *   at once, 16 calls in parallel)
  *   (--heap-mb caps each child's V8 heap: without it V8 grows its heap lazily, so peak RSS says
  *   more about the garbage collector than about what the process keeps)
  *   (npm run bench:fleet -- … is the same)
@@ -92,6 +96,9 @@ interface Options {
   cpuProf: string | undefined;
   /** V8 old-space limit of each child process in MB (node --max-old-space-size); default none. */
   heapMb: number | undefined;
+  /** Order through one bulk port-in job with this concurrency (POST /v1/bulk-transfers). */
+  bulk: number | undefined;
+  bulkRate: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -122,6 +129,8 @@ function parseArgs(argv: readonly string[]): Options {
     cryptoSeconds: Number(get('crypto-seconds') ?? '0.5'),
     cpuProf: get('cpu-prof'),
     heapMb: get('heap-mb') === undefined ? undefined : int('heap-mb', 0, 65_536),
+    bulk: get('bulk') === undefined ? undefined : int('bulk', 0, 10_000),
+    bulkRate: int('bulk-rate', 1000, 10_000),
   };
 }
 
@@ -393,9 +402,20 @@ async function main(): Promise<void> {
     // The clock starts with the first port-in order.
     const start = performance.now();
     const startWall = Date.now();
-    await parallel(identities, 16, async (c) => {
-      await call(1, 'POST', '/v1/port-ins', { eid: c.eid, currentSmId: SM_IDS[0], ask: true });
-    });
+    if (o.bulk === undefined) {
+      await parallel(identities, 16, async (c) => {
+        await call(1, 'POST', '/v1/port-ins', { eid: c.eid, currentSmId: SM_IDS[0], ask: true });
+      });
+    } else {
+      const job = await call<{ id: string }>(1, 'POST', '/v1/bulk-transfers', {
+        kind: 'portIn',
+        currentSmId: SM_IDS[0],
+        eids: identities.map((c) => c.eid),
+        concurrency: o.bulk,
+        ratePerSecond: o.bulkRate,
+      });
+      log({ bulkJob: job.id, concurrency: o.bulk, ratePerSecond: o.bulkRate });
+    }
     log({ ordered: identities.length, seconds: Number(((performance.now() - start) / 1000).toFixed(1)) });
 
     // Progress from the state counts; done once every chip is terminal at B (incoming) and A's
@@ -486,6 +506,7 @@ async function main(): Promise<void> {
       curve: o.curve,
       store: o.store,
       concurrency: o.concurrency,
+      ...(o.bulk !== undefined && { bulk: { concurrency: o.bulk, ratePerSecond: o.bulkRate } }),
       cores,
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
       transfers: completed.length,

@@ -7,6 +7,7 @@
  */
 import { encodeCancelPermission, encodeCancelPermissionData } from '../protocol/asn1/results.ts';
 import type { SmContext } from './config.ts';
+import { pastExpiryDeadline } from './domain/expiry-deadline.ts';
 import { advance, CURRENT_SM } from './domain/transfer-states.ts';
 import { audit, hex, notifyOperator, queueDevice, queuePeer, retireDeviceMessages } from './effects.ts';
 import { endIncoming } from './port-in.ts';
@@ -18,9 +19,6 @@ export interface ExpiryReport {
   /** Transfers for which a CancelPermission was issued. */
   readonly cancelsIssued: string[];
 }
-
-const past = (deadline: Date | undefined, now: Date): boolean =>
-  deadline !== undefined && now.getTime() > deadline.getTime();
 
 async function expireOutgoing(
   tx: StoreTx,
@@ -98,33 +96,25 @@ async function expireOne(
 }
 
 /**
- * Whether `t` is past a deadline at `now`: the one rule, used on the snapshot (only these get a
- * transaction of their own) and again by expireOne inside that transaction. A fleet has many transfers open
- * and few past a deadline; a transaction for each open one every few seconds was most of an SM's
- * work in the 100,000-chip benchmark.
+ * Whether `t` is past a deadline at `now` (domain/expiry-deadline.ts): asked of the store's list
+ * (only those get a transaction of their own) and again by expireOne inside that transaction.
  */
-export function dueForExpiry(t: TransferRecord, now: Date): boolean {
-  if (t.direction === 'incoming') {
-    const waiting = t.state === 'ordered' || t.state === 'asked' || t.state === 'permitted';
-    return waiting && past(t.expiresAt, now);
-  }
-  if (t.state === 'awaitingApproval') return past(t.approvalDeadline, now);
-  if (t.state === 'permitted') return past(t.permission?.notAfter, now);
-  return t.state === 'delivered' && !t.cancel && past(t.permission?.notAfter, now);
-}
+export const dueForExpiry = pastExpiryDeadline;
 
-/** Open transfers read per transaction when looking for those past a deadline. */
+/** Transfers past a deadline read per transaction. */
 export const EXPIRY_PAGE = 500;
 
 export async function expire(ctx: SmContext, now: Date = ctx.clock()): Promise<ExpiryReport> {
   const report: ExpiryReport = { expired: [], cancelsIssued: [] };
-  // Page by page, so that memory does not grow with the number of open transfers.
+  // Only the transfers past their deadline (an indexed column: a fleet has many transfers open
+  // and few past a deadline; reading every open one every few seconds grew with the fleet), page
+  // by page, so that memory does not grow with them either.
   const candidates: string[] = [];
   let afterId: string | undefined;
   for (;;) {
     const page = await ctx.store.transaction((tx) =>
       tx.listTransfers({
-        states: ['awaitingApproval', 'permitted', 'delivered', 'ordered', 'asked'],
+        deadlineBefore: now,
         limit: EXPIRY_PAGE,
         ...(afterId !== undefined && { afterId }),
       }),

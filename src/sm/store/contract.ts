@@ -630,6 +630,44 @@ export function storeContract(name: string, backend: ContractBackend): void {
       ]);
     });
 
+    it('transfers past their expiry deadline are listed by deadlineBefore (strictly before)', async ({
+      store,
+    }) => {
+      const permission = (notAfter: Date) => ({
+        counterValue: 2,
+        notAfter,
+        message: bytes(0xbf, 2, 0),
+        issuedAt: T0,
+      });
+      await tx(store, async (tx) => {
+        await tx.insertTransfer(incoming('a', { expiresAt: at(1000) }));
+        await tx.insertTransfer(incoming('b', { eid: EID2, state: 'keyEstablished', expiresAt: at(0) }));
+        await tx.insertTransfer(outgoing('c', { state: 'awaitingApproval', approvalDeadline: at(2000) }));
+        await tx.insertTransfer(
+          outgoing('d', { eid: EID2, state: 'delivered', permission: permission(at(3000)) }),
+        );
+      });
+      const ids = async (ms: number, more: Parameters<StoreTx['listTransfers']>[0] = {}) =>
+        (await tx(store, (tx) => tx.listTransfers({ deadlineBefore: at(ms), ...more }))).map((t) => t.id);
+      assert.deepEqual(await ids(1000), [], 'at the deadline is not past it');
+      assert.deepEqual(await ids(1001), ['a']);
+      assert.deepEqual(await ids(5000), ['a', 'c', 'd'], 'a keyed incoming transfer has no deadline');
+      assert.deepEqual(await ids(5000, { limit: 2, afterId: 'a' }), ['c', 'd']);
+      // The deadline follows the record on every save.
+      await tx(store, async (tx) => {
+        const d = outgoing('d', { eid: EID2, state: 'delivered', permission: permission(at(3000)) });
+        await tx.saveTransfer({
+          ...d,
+          cancel: { counterValue: 3, message: bytes(0xbf, 3, 0), issuedAt: T0 },
+        });
+        await tx.saveTransfer(outgoing('c', { state: 'permitted', permission: permission(at(10_000)) }));
+      });
+      assert.deepEqual(await ids(5000), ['a'], 'withdrawn and re-dated transfers left the list');
+      assert.deepEqual(await ids(10_001), ['a', 'c']);
+      await tx(store, (tx) => tx.saveTransfer(incoming('a', { state: 'expired', expiresAt: at(1000) })));
+      assert.deepEqual(await ids(10_001), ['c'], 'an ended transfer has no deadline');
+    });
+
     it('chips are listed by operator and status', async ({ store }) => {
       await tx(store, async (tx) => {
         await tx.putChip(chip({ eid: EID2, operatorId: 'b' }));

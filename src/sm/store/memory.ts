@@ -6,6 +6,7 @@
  */
 import { COUNTER_MAX } from '../../protocol/asn1/permission.ts';
 import { chainAuditEntry } from '../audit-chain.ts';
+import { pastExpiryDeadline } from '../domain/expiry-deadline.ts';
 import { isOpenTransfer as isOpen } from '../domain/transfer-states.ts';
 import {
   type AuditEntry,
@@ -181,6 +182,7 @@ class MemoryTx implements StoreTx {
       .filter((t) => filter.direction === undefined || t.direction === filter.direction)
       .filter((t) => filter.operatorId === undefined || t.operatorId === filter.operatorId)
       .filter((t) => filter.states === undefined || filter.states.includes(t.state))
+      .filter((t) => filter.deadlineBefore === undefined || pastExpiryDeadline(t, filter.deadlineBefore))
       .filter((t) => filter.afterId === undefined || t.id > filter.afterId);
     if (filter.limit === undefined) return all.map(copy);
     return all

@@ -155,6 +155,11 @@ export interface TransferFilter {
   readonly operatorId?: string;
   readonly states?: readonly string[];
   /**
+   * Only transfers whose expiry deadline (domain/expiry-deadline.ts) is strictly before this time;
+   * transfers with no deadline are left out.
+   */
+  readonly deadlineBefore?: Date;
+  /**
    * Paging: with a limit the list is in id order (the store's own collation) and holds at most
    * `limit` transfers whose id sorts after `afterId`; without one it is in creation order.
    */

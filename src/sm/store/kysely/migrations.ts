@@ -13,10 +13,13 @@
  *   each entry must follow the last one (seq + 1, prev_hash = its hash);
  * - idempotency_keys (0002): one row per operator and key, a response only once done;
  * - bulk_jobs, bulk_items (0003): bulk transfer jobs and their chips, one item per (job, EID);
- * - outbox_device_work (0004): an index for the batch device poll (StoreTx.eidsWithDeviceWork).
+ * - outbox_device_work (0004): an index for the batch device poll (StoreTx.eidsWithDeviceWork);
+ * - transfers.expiry_deadline (0005): when a transfer falls due for expiry, indexed.
  */
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
+import { expiryDeadline } from '../../domain/expiry-deadline.ts';
 import type { Database, SqlDialect } from './schema.ts';
+import { transferOf } from './transfers.ts';
 
 /** Non-terminal states (transfer-states.ts), frozen here as of this migration. */
 export const OPEN_OUTGOING_STATES = ['requested', 'awaitingApproval', 'permitted', 'delivered'] as const;
@@ -393,6 +396,39 @@ function bulkStatements(t: Ddl): string[] {
  */
 const DEVICE_WORK_STATEMENTS = [`CREATE INDEX outbox_device_work ON outbox (channel, state, eid)`];
 
+/**
+ * 0005: the expiry deadline of each transfer (domain/expiry-deadline.ts) in a column of its own,
+ * indexed, so that expiry asks for the transfers past it instead of reading every open one (at
+ * 100,000 open transfers that read was most of an SM's work). Open transfers already stored get
+ * theirs from their record.
+ */
+const EXPIRY_DEADLINE_STATEMENTS = (ddl: Ddl) => [
+  `ALTER TABLE transfers ADD COLUMN expiry_deadline ${ddl.time}`,
+  `CREATE INDEX transfers_expiry_deadline ON transfers (expiry_deadline)`,
+];
+
+async function backfillExpiryDeadlines(db: Kysely<Database>): Promise<void> {
+  const rows = await db
+    .selectFrom('transfers')
+    .selectAll()
+    .where((w) =>
+      w.or([
+        w.and([w('direction', '=', 'outgoing'), w('state', 'in', OPEN_OUTGOING_STATES)]),
+        w.and([w('direction', '=', 'incoming'), w('state', 'in', OPEN_INCOMING_STATES)]),
+      ]),
+    )
+    .execute();
+  for (const row of rows) {
+    const deadline = expiryDeadline(transferOf(row));
+    if (deadline === undefined) continue;
+    await db
+      .updateTable('transfers')
+      .set({ expiry_deadline: deadline.toISOString() })
+      .where('id', '=', row.id)
+      .execute();
+  }
+}
+
 /** Every migration, by name (applied in name order). */
 export function migrations(dialect: SqlDialect): Record<string, Migration> {
   const ddl = dialect === 'sqlite' ? SQLITE : POSTGRES;
@@ -404,6 +440,12 @@ export function migrations(dialect: SqlDialect): Record<string, Migration> {
     '0002_idempotency_keys': { up: run(idempotencyStatements(ddl)) },
     '0003_bulk_transfers': { up: run(bulkStatements(ddl)) },
     '0004_outbox_device_work': { up: run(DEVICE_WORK_STATEMENTS) },
+    '0005_transfer_expiry_deadline': {
+      up: async (db) => {
+        await run(EXPIRY_DEADLINE_STATEMENTS(ddl))(db);
+        await backfillExpiryDeadlines(db);
+      },
+    },
   };
 }
 

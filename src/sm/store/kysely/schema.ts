@@ -82,6 +82,8 @@ export interface TransfersTable {
   request: DbJsonOrNull;
   receipt_key: DbBytesOrNull;
   keyset: DbJsonOrNull;
+  /** domain/expiry-deadline.ts, kept by the store on every write (0005). */
+  expiry_deadline: DbTimeOrNull;
 }
 
 export interface OrdersTable {

@@ -46,6 +46,7 @@ const MIGRATIONS = [
   '0002_idempotency_keys',
   '0003_bulk_transfers',
   '0004_outbox_device_work',
+  '0005_transfer_expiry_deadline',
 ];
 
 async function seed(store: SqlStore): Promise<void> {
@@ -110,6 +111,8 @@ export function sqlStoreSuite(name: string, backend: SqlBackend): void {
       await sql`DROP TABLE bulk_jobs`.execute(store.db);
       await sql`DROP TABLE idempotency_keys`.execute(store.db);
       await sql`DROP INDEX outbox_device_work`.execute(store.db);
+      await sql`DROP INDEX transfers_expiry_deadline`.execute(store.db);
+      await sql`ALTER TABLE transfers DROP COLUMN expiry_deadline`.execute(store.db);
       await sql`DELETE FROM kysely_migration WHERE name <> '0001_initial'`.execute(store.db);
       const options = schema === undefined ? {} : { schema };
       assert.deepEqual(await migrate(store.db, store.dialect, options), MIGRATIONS.slice(1));
@@ -118,6 +121,14 @@ export function sqlStoreSuite(name: string, backend: SqlBackend): void {
         store.db,
       );
       assert.equal(Number(keys.rows[0]?.n), 0);
+      // 0005 gave the open transfers already stored their expiry deadline (in-open: expiresAt T0).
+      const due = await store.transaction((tx) =>
+        tx.listTransfers({ deadlineBefore: new Date(T0.getTime() + 1) }),
+      );
+      assert.deepEqual(
+        due.map((t) => t.id),
+        ['in-open'],
+      );
     });
 
     it('the database refuses a reused permissionId and a second open transfer per chip', async ({

@@ -3,6 +3,7 @@
 import type { Selectable } from 'kysely';
 import type { ProfileSwitch } from '../../../protocol/asn1/permission.ts';
 import type { Keyset } from '../../../protocol/handover-keys.ts';
+import { expiryDeadline } from '../../domain/expiry-deadline.ts';
 import {
   CURRENT_SM,
   type CurrentSmState,
@@ -109,6 +110,7 @@ function outgoingValues(t: OutgoingTransfer): TransferValues {
     permission: jsonOrNull(permission, 'permission'),
     cancel: jsonOrNull(cancel, 'cancel'),
     ...INCOMING_NULLS,
+    expiry_deadline: timeOrNull(expiryDeadline(t), 'expiryDeadline'),
   };
 }
 
@@ -153,13 +155,14 @@ function incomingValues(t: IncomingTransfer): TransferValues {
     request: jsonOrNull(request, 'request'),
     receipt_key: bytesOrNull(receiptKey, 'receiptKey'),
     keyset: jsonOrNull(keyset, 'keyset'),
+    expiry_deadline: timeOrNull(expiryDeadline(t), 'expiryDeadline'),
   };
 }
 
 const transferValues = (t: TransferRecord): TransferValues =>
   t.direction === 'outgoing' ? outgoingValues(t) : incomingValues(t);
 
-function transferOf(row: TransferRow): TransferRecord {
+export function transferOf(row: TransferRow): TransferRecord {
   const common = {
     id: row.id,
     eid: row.eid,
@@ -281,6 +284,9 @@ export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promi
     if (filter.direction !== undefined) q = q.where('direction', '=', filter.direction);
     if (filter.operatorId !== undefined) q = q.where('operator_id', '=', filter.operatorId);
     if (states !== undefined) q = q.where('state', 'in', states);
+    if (filter.deadlineBefore !== undefined) {
+      q = q.where('expiry_deadline', '<', timeIn(filter.deadlineBefore, 'deadlineBefore'));
+    }
     if (filter.afterId !== undefined) q = q.where('id', '>', filter.afterId);
     if (filter.limit === undefined) return q.orderBy('pos').execute();
     return q.orderBy('id').limit(filter.limit).execute();
