@@ -453,10 +453,23 @@ async function main(): Promise<void> {
       peakRss[names[i]!] = peakRssMb(c.process.pid);
       cpu[names[i]!] = cpuSeconds(c.process.pid);
     }
-    const incoming = (await call<{ transfers: TransferView[] }>(1, 'GET', '/v1/transfers?direction=incoming'))
-      .transfers;
-    const outgoing = (await call<{ transfers: TransferView[] }>(0, 'GET', '/v1/transfers?direction=outgoing'))
-      .transfers;
+    // Every transfer, a page of 1,000 at a time (GET /v1/transfers?limit&after).
+    const listAll = async (i: number, direction: string): Promise<TransferView[]> => {
+      const all: TransferView[] = [];
+      let after = '';
+      for (;;) {
+        const page = await call<{ transfers: TransferView[]; next?: string }>(
+          i,
+          'GET',
+          `/v1/transfers?direction=${direction}&limit=1000${after === '' ? '' : `&after=${after}`}`,
+        );
+        all.push(...page.transfers);
+        if (page.next === undefined) return all;
+        after = page.next;
+      }
+    };
+    const incoming = await listAll(1, 'incoming');
+    const outgoing = await listAll(0, 'outgoing');
     const done = incoming.filter((t) => TERMINAL.has(t.state)).length;
     const releasedAt = new Map(
       outgoing.filter((t) => t.state === 'completed').map((t) => [t.eid, Date.parse(t.updatedAt)]),

@@ -385,6 +385,27 @@ for (const backend of SQL_BACKENDS) {
         transfers: Transfer[];
       };
       assert.deepEqual(repeated.transfers, filtered.transfers);
+      // Paging: pages of `limit` in id order, `next` while a page is full, together the whole list.
+      type Page = { transfers: Transfer[]; next?: string };
+      const everything = ((await a.call('/v1/transfers')).json as Page).transfers;
+      assert.ok(everything.length >= 3);
+      const paged: Transfer[] = [];
+      let after: string | undefined;
+      for (let pages = 0; pages < everything.length + 1; pages++) {
+        const page = (await a.call(`/v1/transfers?limit=2${after === undefined ? '' : `&after=${after}`}`))
+          .json as Page;
+        paged.push(...page.transfers);
+        assert.ok(page.transfers.length <= 2);
+        if (page.next === undefined) break;
+        assert.equal(page.next, page.transfers[1]?.id);
+        after = page.next;
+      }
+      assert.deepEqual(paged.map((t) => t.id).sort(), everything.map((t) => t.id).sort());
+      assert.equal(new Set(paged.map((t) => t.id)).size, paged.length, 'no transfer on two pages');
+      assert.equal(((await a.call('/v1/transfers')).json as Page).next, undefined, 'no next without limit');
+      refused(await a.call('/v1/transfers?limit=0'), 400, 'InvalidInput');
+      refused(await a.call('/v1/transfers?limit=1001'), 400, 'InvalidInput');
+      refused(await a.call(`/v1/transfers?after=${everything[0]!.id}`), 400, 'InvalidInput');
       const audit = (await a.call(`/v1/audit?transferId=${tOk.id}`)).json as {
         entries: { action: string; transferId: string; hash: string }[];
       };

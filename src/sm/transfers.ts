@@ -9,7 +9,16 @@ export interface TransferQuery {
   readonly eid?: string;
   readonly direction?: 'outgoing' | 'incoming';
   readonly states?: readonly string[];
+  /**
+   * Paging: at most `limit` transfers (1..MAX_TRANSFER_PAGE), in id order, after the transfer id
+   * `after`. Without a limit every matching transfer, oldest first.
+   */
+  readonly limit?: number;
+  readonly after?: string;
 }
+
+/** The largest page of transfers one call returns. */
+export const MAX_TRANSFER_PAGE = 1000;
 
 export async function listTransfers(
   ctx: SmContext,
@@ -18,11 +27,30 @@ export async function listTransfers(
 ): Promise<TransferView[]> {
   requireOperator(ctx, operatorId);
   if (q.eid !== undefined) checkEid(q.eid);
-  return ctx.store.transaction(async (tx) =>
-    (await tx.listTransfers({ ...q, operatorId }))
+  if (q.after !== undefined) checkId(q.after, 'after');
+  if (q.after !== undefined && q.limit === undefined) {
+    throw new SmError('InvalidInput', 'after pages through transfers: give limit too', { field: 'after' });
+  }
+  const { limit, after, ...filter } = q;
+  if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_TRANSFER_PAGE)) {
+    throw new SmError('InvalidInput', `limit is a whole number from 1 to ${MAX_TRANSFER_PAGE}`, {
+      field: 'limit',
+    });
+  }
+  return ctx.store.transaction(async (tx) => {
+    if (limit !== undefined) {
+      const page = await tx.listTransfers({
+        ...filter,
+        operatorId,
+        limit,
+        ...(after !== undefined && { afterId: after }),
+      });
+      return page.map(transferView);
+    }
+    return (await tx.listTransfers({ ...filter, operatorId }))
       .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime())
-      .map(transferView),
-  );
+      .map(transferView);
+  });
 }
 
 /** How many of the operator's transfers are in each state (states with none are left out). */

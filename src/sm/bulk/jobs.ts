@@ -279,7 +279,7 @@ async function madeTransfer(
 /** Settles the job's started items; returns how many ended. */
 async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<number> {
   let ended = 0;
-  for (const item of await tx.listBulkItems(job.id, { states: ['started'] })) {
+  for (const item of await tx.listBulkItems(job.id, { states: ['started'], transferEnded: true })) {
     let transferId = item.transferId;
     if (transferId === undefined) {
       const made = await madeTransfer(tx, job, item);

@@ -9,7 +9,7 @@ import { Type } from 'typebox';
 import type { LockRequest } from '../domain/locks.ts';
 import { SmError } from '../errors.ts';
 import type { SubscriptionManager } from '../subscription-manager.ts';
-import type { TransferQuery } from '../transfers.ts';
+import { MAX_TRANSFER_PAGE, type TransferQuery } from '../transfers.ts';
 import { fromBase64 } from './base64.ts';
 import { bulkPlugin } from './bulk-plugin.ts';
 import { ApiError } from './errors.ts';
@@ -24,6 +24,7 @@ import {
   chipJson,
   DateTime,
   EidSchema,
+  ID_PATTERN,
   IdSchema,
   responses,
   TransferViewSchema,
@@ -120,6 +121,16 @@ const TransfersQuery = Type.Object(
       Type.Union([Type.String(), Type.Array(Type.String())], {
         description: 'One state or several: comma-separated, or the parameter repeated',
       }),
+    ),
+    limit: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: MAX_TRANSFER_PAGE,
+        description: 'Page size: with it, transfers come in id order and `next` names the next page',
+      }),
+    ),
+    after: Type.Optional(
+      Type.String({ pattern: ID_PATTERN, description: 'The `next` of the previous page (needs limit)' }),
     ),
   },
   strict,
@@ -361,9 +372,17 @@ export const operatorPlugin: FastifyPluginAsyncTypebox<OperatorPluginOptions, Se
     {
       schema: {
         ...reading,
-        summary: "The operator's transfers, oldest first",
+        summary: "The operator's transfers: all, oldest first, or a page of `limit` in id order",
         querystring: TransfersQuery,
-        response: responses(200, Type.Object({ transfers: Type.Array(TransferViewSchema) })),
+        response: responses(
+          200,
+          Type.Object({
+            transfers: Type.Array(TransferViewSchema),
+            next: Type.Optional(
+              Type.String({ description: 'When the page is full: pass it as `after` for the next page' }),
+            ),
+          }),
+        ),
       },
     },
     async (req) => {
@@ -374,8 +393,13 @@ export const operatorPlugin: FastifyPluginAsyncTypebox<OperatorPluginOptions, Se
         ...(q.state !== undefined && {
           states: [q.state].flat().flatMap((s) => s.split(',').filter((one) => one !== '')),
         }),
+        ...(q.limit !== undefined && { limit: q.limit }),
+        ...(q.after !== undefined && { after: q.after }),
       };
-      return { transfers: (await o.sm.listTransfers(operatorOf(req), query)).map(transferJson) };
+      const transfers = await o.sm.listTransfers(operatorOf(req), query);
+      const last = transfers[transfers.length - 1];
+      const full = q.limit !== undefined && transfers.length === q.limit && last !== undefined;
+      return { transfers: transfers.map(transferJson), ...(full && { next: last.id }) };
     },
   );
 

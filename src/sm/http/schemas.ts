@@ -18,7 +18,8 @@ export const EidSchema = Type.String({
   description: 'EID: 32 decimal digits (mod-97 checked)',
 });
 
-export const IdSchema = Type.String({ pattern: '^[\\w.:-]{1,128}$' });
+export const ID_PATTERN = '^[\\w.:-]{1,128}$';
+export const IdSchema = Type.String({ pattern: ID_PATTERN });
 
 export const ErrorBodySchema = Type.Object(
   {

@@ -1048,5 +1048,51 @@ export function storeContract(name: string, backend: ContractBackend): void {
         { code: 'InvalidInput' },
       );
     });
+
+    it('bulk items whose transfer ended (or was never recorded) are listed by transferEnded', async ({
+      store,
+    }) => {
+      const job: BulkJobRecord = {
+        id: 'bulk-e',
+        operatorId: 'op',
+        kind: 'release',
+        peerSmId: 'new-sm',
+        concurrency: 5,
+        ratePerSecond: 5,
+        state: 'running',
+        createdAt: T0,
+        updatedAt: T0,
+      };
+      const eid = (n: number) => `${'8'.repeat(31)}${n}`;
+      const item = (position: number, transferId?: string): BulkItemRecord => ({
+        jobId: job.id,
+        eid: eid(position),
+        position,
+        state: 'started',
+        ...(transferId !== undefined && { transferId }),
+        startedAt: T0,
+        updatedAt: T0,
+      });
+      await tx(store, async (tx) => {
+        await tx.insertTransfer(outgoing('open-out'));
+        await tx.insertTransfer(incoming('open-in', { state: 'keyEstablished' }));
+        await tx.insertTransfer(outgoing('done-out', { eid: EID2, state: 'completed' }));
+        await tx.insertTransfer(incoming('done-in', { eid: EID2, state: 'failed' }));
+        await tx.insertBulkJob(job, [
+          item(0, 'open-out'),
+          item(1, 'open-in'),
+          item(2, 'done-out'),
+          item(3, 'done-in'),
+          item(4),
+          item(5, 'no-such-transfer'),
+        ]);
+      });
+      const positions = async (filter: Parameters<StoreTx['listBulkItems']>[1]) =>
+        (await tx(store, (tx) => tx.listBulkItems(job.id, filter))).map((i) => i.position);
+      assert.deepEqual(await positions({ states: ['started'], transferEnded: true }), [2, 3, 4, 5]);
+      assert.deepEqual(await positions({ states: ['started'], transferEnded: false }), [0, 1, 2, 3, 4, 5]);
+      await tx(store, (tx) => tx.saveTransfer(outgoing('open-out', { state: 'expired' })));
+      assert.deepEqual(await positions({ transferEnded: true, limit: 2 }), [0, 2]);
+    });
   });
 }

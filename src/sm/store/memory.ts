@@ -374,7 +374,12 @@ class MemoryTx implements StoreTx {
     const found = (this.#state.bulkItems.get(jobId) ?? [])
       .filter((i) => filter.states === undefined || filter.states.includes(i.state))
       .filter((i) => since === undefined || (i.startedAt !== undefined && i.startedAt.getTime() >= since))
-      .filter((i) => filter.afterPosition === undefined || i.position > filter.afterPosition);
+      .filter((i) => filter.afterPosition === undefined || i.position > filter.afterPosition)
+      .filter((i) => {
+        if (filter.transferEnded !== true || i.transferId === undefined) return true;
+        const t = this.#state.transfers.get(i.transferId);
+        return t === undefined || !isOpen(t);
+      });
     return (filter.limit === undefined ? found : found.slice(0, filter.limit)).map(copy);
   }
 

@@ -320,6 +320,11 @@ export interface BulkItemFilter {
   readonly startedSince?: Date;
   /** Only items after this position. */
   readonly afterPosition?: number;
+  /**
+   * Only items with no transfer recorded, or whose transfer is gone or no longer open (what the
+   * bulk runner has to settle), so that it does not read every transfer in flight on each step.
+   */
+  readonly transferEnded?: boolean;
   readonly limit?: number;
 }
 

@@ -1,4 +1,5 @@
 /** Bulk transfer jobs and their items (migration 0003). */
+import { CURRENT_SM, NEW_SM } from '../../domain/transfer-states.ts';
 import {
   BULK_ITEM_STATES,
   type BulkCounts,
@@ -13,6 +14,17 @@ import { bytesOrNull, bytesOut, intOut, timeIn, timeOrNull, timeOut } from './co
 import type { Conn } from './conn.ts';
 import { allTaken, type Values } from './rows.ts';
 import type { BulkItemsTable, BulkJobsTable } from './schema.ts';
+
+/**
+ * The states in which a transfer of either direction is still open: the two machines' non-terminal
+ * states (a state name open in one direction is not terminal in the other).
+ */
+const OPEN_TRANSFER_STATES: readonly string[] = [
+  ...new Set<string>([
+    ...CURRENT_SM.states.filter((s) => !CURRENT_SM.terminal.includes(s)),
+    ...NEW_SM.states.filter((s) => !NEW_SM.terminal.includes(s)),
+  ]),
+];
 
 /** Rows per INSERT statement (well under SQLite's bound-parameter limit). */
 const CHUNK = 500;
@@ -207,6 +219,22 @@ export async function listBulkItems(
     if (filter.startedSince !== undefined)
       q = q.where('started_at', '>=', timeIn(filter.startedSince, 'startedSince'));
     if (filter.afterPosition !== undefined) q = q.where('position', '>', filter.afterPosition);
+    if (filter.transferEnded === true) {
+      q = q.where((eb) =>
+        eb.or([
+          eb('transfer_id', 'is', null),
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('transfers')
+                .select('transfers.id')
+                .whereRef('transfers.id', '=', 'bulk_items.transfer_id')
+                .where('transfers.state', 'in', OPEN_TRANSFER_STATES),
+            ),
+          ),
+        ]),
+      );
+    }
     q = q.orderBy('position');
     if (filter.limit !== undefined) q = q.limit(filter.limit);
     return q.execute();

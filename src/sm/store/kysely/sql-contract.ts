@@ -47,6 +47,7 @@ const MIGRATIONS = [
   '0003_bulk_transfers',
   '0004_outbox_device_work',
   '0005_transfer_expiry_deadline',
+  '0006_bulk_items_started',
 ];
 
 async function seed(store: SqlStore): Promise<void> {
@@ -107,6 +108,7 @@ export function sqlStoreSuite(name: string, backend: SqlBackend): void {
       await seed(store);
       const before = await dumpStore(store);
       // Back to the schema of 0001, as a store released before idempotency keys left it.
+      await sql`DROP INDEX bulk_items_started`.execute(store.db);
       await sql`DROP TABLE bulk_items`.execute(store.db);
       await sql`DROP TABLE bulk_jobs`.execute(store.db);
       await sql`DROP TABLE idempotency_keys`.execute(store.db);
