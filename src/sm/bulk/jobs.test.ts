@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { registeredChip } from '../../../test/support/sm-flows.ts';
 import { CURRENT, createSmWorld, MNO_A, NEW, worldEid } from '../../../test/support/sm-world.ts';
+import { LOST_START_MS } from './jobs.ts';
 
 const counts = async (world: ReturnType<typeof createSmWorld>, jobId: string) =>
   (await world.get(CURRENT).sm.getBulkJob(MNO_A, jobId)).report.counts;
@@ -70,8 +71,15 @@ test('an item started when the SM stopped is adopted (its transfer exists) or st
   const items = await sm.listBulkItems(MNO_A, job.id);
   assert.equal(items[0]?.state, 'started');
   assert.equal(items[0]?.transferId, released.id, 'the transfer the call made is adopted');
-  // Chip 2 had no transfer: back to pending, then started for real by the same step or the next.
-  world.clock.advance(1000);
+  // Chip 2 has no transfer: its call may still be running (in another replica), so it is left
+  // alone until LOST_START_MS after its start; then back to pending, and started for real.
+  assert.equal(items[1]?.state, 'started');
+  assert.equal(items[1]?.transferId, undefined);
+  world.clock.advance(LOST_START_MS - 5000 - 1);
+  await sm.stepBulkJobs();
+  assert.equal((await sm.listBulkItems(MNO_A, job.id))[1]?.transferId, undefined, 'not yet');
+  assert.equal((await sm.listTransfers(MNO_A, { eid: worldEid(2) })).length, 0);
+  world.clock.advance(1);
   await sm.stepBulkJobs();
   const again = await sm.listBulkItems(MNO_A, job.id);
   assert.equal(again[1]?.state, 'started');

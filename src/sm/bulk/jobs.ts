@@ -6,8 +6,9 @@
  * server's background loop, settles started items whose transfer ended, then starts the next ones.
  *
  * An item is marked started (in the same transaction that counts the limits) before its transfer
- * is asked for; if the SM stops in between, the next step adopts the transfer the call made
- * (the chip's open transfer to the same peer created since) or puts the item back to pending.
+ * is asked for; if the SM stops in between, a later step adopts the transfer the call made
+ * (the chip's open transfer to the same peer created since) or, once LOST_START_MS have passed
+ * (the call may still be running in another replica until then), puts the item back to pending.
  */
 import { HandoverError } from '../../protocol/errors.ts';
 import type { SmContext } from '../config.ts';
@@ -276,6 +277,13 @@ async function madeTransfer(
   return found.find((t) => t.peerSmId === job.peerSmId && t.createdAt.getTime() >= since);
 }
 
+/**
+ * How long a started item may have no transfer before the runner takes it for lost and puts it
+ * back to pending: the call that starts it runs after the step's transaction, so until it ends
+ * another runner on the same database (a replica) would see the item started with no transfer.
+ */
+export const LOST_START_MS = 30_000;
+
 /** Settles the job's started items; returns how many ended. */
 async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<number> {
   let ended = 0;
@@ -284,6 +292,8 @@ async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<numbe
     if (transferId === undefined) {
       const made = await madeTransfer(tx, job, item);
       if (!made) {
+        const since = item.startedAt?.getTime() ?? job.createdAt.getTime();
+        if (now.getTime() - since < LOST_START_MS) continue;
         const { startedAt: _s, ...rest } = item;
         await tx.saveBulkItem({ ...rest, state: 'pending', updatedAt: now });
         continue;
