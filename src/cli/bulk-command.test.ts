@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { makeEid } from '../protocol/eid.ts';
-import { parseEidList, renderProgress } from './bulk-command.ts';
+import { parseEidList, renderProgress, renderSummary } from './bulk-command.ts';
 
 const e1 = makeEid('890490321234512345123456789012');
 const e2 = makeEid('890490321234512345123456789013');
@@ -38,4 +38,35 @@ test('the progress line shows bar, counts, rate and ETA', () => {
     4,
   );
   assert.match(end, /^\[####\] 100% 2\/2 .* \| done \| completed$/);
+});
+
+test('renderSummary: counts per outcome, failures grouped by reason with an example, where the rest is', () => {
+  const failure = (position: number, code: string) => ({
+    position,
+    eid: `eid-${position}`,
+    code,
+    message: `reason ${code}`,
+  });
+  const text = renderSummary({
+    job: { id: 'bulk_1', state: 'completed', kind: 'release', peerSmId: 'sm-b' },
+    counts: { pending: 0, started: 0, completed: 7, failed: 3, skipped: 0 },
+    report: {
+      total: 10,
+      finished: true,
+      failures: [failure(1, 'ChipLocked'), failure(4, 'ChipNotManaged'), failure(6, 'ChipNotManaged')],
+    },
+  });
+  assert.deepEqual(text.split('\n'), [
+    'job bulk_1 completed: 10 chips, completed 7, failed 3',
+    'failures by reason:',
+    '  ChipNotManaged: 2  (e.g. eid-4: reason ChipNotManaged)',
+    '  ChipLocked: 1  (e.g. eid-1: reason ChipLocked)',
+    'every failed chip: handover transfer bulk-items bulk_1 --state failed',
+  ]);
+  const clean = renderSummary({
+    job: { id: 'bulk_2', state: 'cancelled', kind: 'portIn', peerSmId: 'sm-a' },
+    counts: { pending: 0, started: 1, completed: 2, failed: 0, skipped: 5 },
+    report: { total: 8, finished: true, failures: [] },
+  });
+  assert.equal(clean, 'job bulk_2 cancelled: 8 chips, completed 2, failed 0, skipped 5, not finished 1');
 });

@@ -4,7 +4,8 @@
  * blank lines and `#` comments are ignored. Every EID is checked before anything is sent: bad lines
  * are reported with their numbers and the command exits 2. Then it follows the job: on a terminal a
  * one-line progress bar with rate and ETA, otherwise a JSON line each time the counts change; at
- * the end the report (exit 0 when every chip completed, 1 otherwise).
+ * the end a summary (terminal: counts and failures by reason) or the JSON report (otherwise);
+ * exit 0 when every chip completed, 1 otherwise.
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -84,10 +85,42 @@ interface Counts {
   failed: number;
   skipped: number;
 }
+export interface BulkFailureLine {
+  readonly position: number;
+  readonly eid: string;
+  readonly code: string;
+  readonly message: string;
+}
 export interface BulkStatus {
   job: { id: string; state: string; kind: string; peerSmId: string };
   counts: Counts;
-  report: { total: number; finished: boolean; failures: unknown[] };
+  report: { total: number; finished: boolean; failures: BulkFailureLine[]; failuresTruncated?: boolean };
+}
+
+/**
+ * The end of a job for a person at a terminal: counts per outcome, the failures grouped by
+ * reason (how many, and one example each), and where the full list is. Pipes get the JSON report.
+ */
+export function renderSummary(s: BulkStatus): string {
+  const c = s.counts;
+  const lines = [
+    `job ${s.job.id} ${s.job.state}: ${s.report.total} chips, completed ${c.completed}, failed ${c.failed}` +
+      `${c.skipped > 0 ? `, skipped ${c.skipped}` : ''}${c.pending + c.started > 0 ? `, not finished ${c.pending + c.started}` : ''}`,
+  ];
+  const byCode = new Map<string, { n: number; example: BulkFailureLine }>();
+  for (const f of s.report.failures) {
+    const seen = byCode.get(f.code);
+    if (seen) seen.n++;
+    else byCode.set(f.code, { n: 1, example: f });
+  }
+  if (byCode.size > 0) {
+    lines.push(`failures by reason${s.report.failuresTruncated ? ' (of the first listed)' : ''}:`);
+    for (const [code, { n, example }] of [...byCode].sort((a, b) => b[1].n - a[1].n)) {
+      lines.push(`  ${code}: ${n}  (e.g. ${example.eid}: ${example.message})`);
+    }
+    lines.push(`every failed chip: handover transfer bulk-items ${s.job.id} --state failed`);
+  }
+  return lines.join('\n');
 }
 
 export interface Progress {
@@ -157,8 +190,8 @@ async function follow(client: OperatorClient, id: string, intervalMs: number): P
       last = line;
     }
     if (s.report.finished) {
-      if (tty) process.stdout.write('\n');
-      printJson({ job: s.job, report: s.report });
+      if (tty) process.stdout.write(`\n${renderSummary(s)}\n`);
+      else printJson({ job: s.job, report: s.report });
       if (s.job.state !== 'completed' || c.failed > 0) process.exitCode = 1;
       return;
     }
