@@ -46,18 +46,20 @@ export const MAX_POLL_BATCH = 1000;
  * poll() for many chips: every EID is checked before any is polled (a bad one changes nothing).
  * One read-only pass (one transaction, StoreTx.eidsWithDeviceWork: a few queries per 500 EIDs)
  * finds the chips poll() would answer or change: pending device messages, or a profile switch to
- * confirm. Only those are then polled, each in its own transaction, in order; what arrives in
- * between is offered at the next poll. Only chips with messages are in the map.
+ * confirm. Only those are then polled, each in its own transaction, all queued at once (so they
+ * share commits); what arrives in between is offered at the next poll. Only chips with messages
+ * are in the map. If one chip's poll fails the call fails; the others' messages stay pending and
+ * are offered again.
  */
 export async function pollMany(ctx: SmContext, eids: readonly string[]): Promise<Map<string, Uint8Array[]>> {
   for (const eid of eids) checkEid(eid);
   const unique = [...new Set(eids)];
   const work = await ctx.store.transaction((tx) => tx.eidsWithDeviceWork(unique));
   const busy = unique.filter((eid) => work.has(eid));
+  // Side by side: each chip's poll is its own store transaction, and transactions queued
+  // together share one commit (sequential awaits paid a commit each).
+  const polled = await Promise.all(busy.map(async (eid) => [eid, await poll(ctx, eid)] as const));
   const out = new Map<string, Uint8Array[]>();
-  for (const eid of busy) {
-    const messages = await poll(ctx, eid);
-    if (messages.length > 0) out.set(eid, messages);
-  }
+  for (const [eid, messages] of polled) if (messages.length > 0) out.set(eid, messages);
   return out;
 }
