@@ -1,5 +1,4 @@
 /** Bulk transfer jobs and their items (migration 0003). */
-import { CURRENT_SM, NEW_SM } from '../../domain/transfer-states.ts';
 import {
   BULK_ITEM_STATES,
   type BulkCounts,
@@ -14,17 +13,7 @@ import { bytesOrNull, bytesOut, intOut, timeIn, timeOrNull, timeOut } from './co
 import type { Conn } from './conn.ts';
 import { allTaken, type Values } from './rows.ts';
 import type { BulkItemsTable, BulkJobsTable } from './schema.ts';
-
-/**
- * The states in which a transfer of either direction is still open: the two machines' non-terminal
- * states (a state name open in one direction is not terminal in the other).
- */
-const OPEN_TRANSFER_STATES: readonly string[] = [
-  ...new Set<string>([
-    ...CURRENT_SM.states.filter((s) => !CURRENT_SM.terminal.includes(s)),
-    ...NEW_SM.states.filter((s) => !NEW_SM.terminal.includes(s)),
-  ]),
-];
+import { OPEN_TRANSFER_STATES } from './transfers.ts';
 
 /** Rows per INSERT statement (well under SQLite's bound-parameter limit). */
 const CHUNK = 500;

@@ -210,6 +210,14 @@ const OPEN_STATES = {
   incoming: NEW_SM.states.filter((s) => !NEW_SM.terminal.includes(s)),
 } as const;
 
+/**
+ * The states in which a transfer of either direction is still open (a state name open in one
+ * direction is not terminal in the other), for queries that do not know the direction.
+ */
+export const OPEN_TRANSFER_STATES: readonly string[] = [
+  ...new Set<string>([...OPEN_STATES.outgoing, ...OPEN_STATES.incoming]),
+];
+
 /** The refusals the memory store gives, with the same details (the database re-checks them). */
 async function check(c: Conn, t: TransferRecord): Promise<void> {
   const { permissionId } = t;
