@@ -82,7 +82,7 @@ async function expireOne(
   now: Date,
 ): Promise<'expired' | 'cancelIssued' | undefined> {
   const t: TransferRecord | undefined = await tx.getTransfer(id);
-  if (!t || !dueForExpiry(t, now)) return undefined;
+  if (!t || !pastExpiryDeadline(t, now)) return undefined;
   if (t.direction === 'incoming') {
     await endIncoming(tx, ctx, t, 'expire', 'orderExpired', 'system');
     return 'expired';
@@ -94,12 +94,6 @@ async function expireOne(
   await expireOutgoing(tx, ctx, t, t.state === 'awaitingApproval' ? 'approvalTimeout' : 'notDelivered');
   return 'expired';
 }
-
-/**
- * Whether `t` is past a deadline at `now` (domain/expiry-deadline.ts): asked of the store's list
- * (only those get a transaction of their own) and again by expireOne inside that transaction.
- */
-export const dueForExpiry = pastExpiryDeadline;
 
 /** Transfers past a deadline read per transaction. */
 export const EXPIRY_PAGE = 500;
@@ -119,7 +113,8 @@ export async function expire(ctx: SmContext, now: Date = ctx.clock()): Promise<E
         ...(afterId !== undefined && { afterId }),
       }),
     );
-    for (const t of page) if (dueForExpiry(t, now)) candidates.push(t.id);
+    // The store selected them by the same rule; expireOne asks again inside its own transaction.
+    for (const t of page) candidates.push(t.id);
     if (page.length < EXPIRY_PAGE) break;
     afterId = page[page.length - 1]!.id;
   }
