@@ -262,13 +262,17 @@ export interface BulkStepReport {
 
 const direction = (kind: BulkKind) => (kind === 'release' ? 'outgoing' : 'incoming');
 
+/** When an item was started (its job's creation for an item stored without the time). */
+const startedAtMs = (job: BulkJobRecord, item: BulkItemRecord): number =>
+  item.startedAt?.getTime() ?? job.createdAt.getTime();
+
 /** The transfer a started item's call made, if the SM stopped before recording it. */
 async function madeTransfer(
   tx: StoreTx,
   job: BulkJobRecord,
   item: BulkItemRecord,
 ): Promise<TransferRecord | undefined> {
-  const since = item.startedAt?.getTime() ?? job.createdAt.getTime();
+  const since = startedAtMs(job, item);
   const found = await tx.listTransfers({
     eid: item.eid,
     direction: direction(job.kind),
@@ -292,8 +296,7 @@ async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<numbe
     if (transferId === undefined) {
       const made = await madeTransfer(tx, job, item);
       if (!made) {
-        const since = item.startedAt?.getTime() ?? job.createdAt.getTime();
-        if (now.getTime() - since < LOST_START_MS) continue;
+        if (now.getTime() - startedAtMs(job, item) < LOST_START_MS) continue;
         const { startedAt: _s, ...rest } = item;
         await tx.saveBulkItem({ ...rest, state: 'pending', updatedAt: now });
         continue;
