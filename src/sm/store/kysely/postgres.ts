@@ -118,15 +118,16 @@ export class PostgresStore implements SqlStore {
   /** Runs `group` in one PostgreSQL transaction, again after a conflict (bounded attempts). */
   async #group(group: Waiting[]): Promise<void> {
     let live = group;
+    // Functions that failed on their own: rejected at once, not run again with their group.
+    const rejected = new Set<Waiting>();
     for (let attempt = 1; ; attempt++) {
       try {
-        const done = await this.#attempt(live, attempt);
+        const done = await this.#attempt(live, attempt, rejected);
         for (const d of done) d.item.resolve(d.value);
         return;
       } catch (e) {
         const conflict = e instanceof GroupConflict;
         const error = conflict ? e.error : e;
-        // Functions that failed on their own were rejected already; the rest wait for the outcome.
         live = live.filter((item) => !rejected.has(item));
         if (!conflict || attempt >= this.#maxAttempts) {
           for (const item of live) item.reject(error);
@@ -143,11 +144,15 @@ export class PostgresStore implements SqlStore {
    * BEGIN, so that its snapshot starts after the lock and other processes' retries take turns
    * with it. Throws GroupConflict when the group must run again, anything else when it cannot.
    */
-  async #attempt(group: Waiting[], attempt: number): Promise<{ item: Waiting; value: unknown }[]> {
+  async #attempt(
+    group: Waiting[],
+    attempt: number,
+    rejected: Set<Waiting>,
+  ): Promise<{ item: Waiting; value: unknown }[]> {
     return this.db.connection().execute(async (db) => {
       if (attempt > 1) await sql`SELECT pg_advisory_lock(${RETRY_LOCK_KEY})`.execute(db);
       try {
-        return await this.#inTransaction(db, group);
+        return await this.#inTransaction(db, group, rejected);
       } finally {
         // If the connection broke, its session (and the lock) went with it.
         if (attempt > 1)
@@ -156,7 +161,11 @@ export class PostgresStore implements SqlStore {
     });
   }
 
-  async #inTransaction(db: Kysely<Database>, group: Waiting[]): Promise<{ item: Waiting; value: unknown }[]> {
+  async #inTransaction(
+    db: Kysely<Database>,
+    group: Waiting[],
+    rejected: Set<Waiting>,
+  ): Promise<{ item: Waiting; value: unknown }[]> {
     const done: { item: Waiting; value: unknown }[] = [];
     await sql`BEGIN ISOLATION LEVEL SERIALIZABLE`.execute(db);
     try {
@@ -193,9 +202,6 @@ export class PostgresStore implements SqlStore {
     await this.db.destroy();
   }
 }
-
-/** Store transactions that failed on their own (rejected at once, not run again with their group). */
-const rejected = new WeakSet<Waiting>();
 
 /** Connects to `url`, creates the schema if asked, and brings it up to date (migrations take a lock). */
 export async function openPostgresStore(url: string, o: PostgresStoreOptions = {}): Promise<PostgresStore> {
