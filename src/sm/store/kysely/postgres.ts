@@ -17,6 +17,7 @@ import pg from 'pg';
 import type { StoreTx } from '../types.ts';
 import { Conn } from './conn.ts';
 import { isRetryable } from './errors.ts';
+import { GroupQueue, type Waiting } from './group-queue.ts';
 import { migrate } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { type SqlStore, StoreClosedError } from './store.ts';
@@ -44,13 +45,6 @@ const RETRY_LOCK_KEY = 0x484e4452;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A store transaction waiting for its turn. */
-interface Waiting {
-  readonly fn: (tx: StoreTx) => Promise<unknown>;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 /** Store transactions committed together at most (one PostgreSQL transaction, one WAL flush). */
 export const PG_MAX_GROUP = 64;
 
@@ -65,9 +59,7 @@ export class PostgresStore implements SqlStore {
   readonly #maxAttempts: number;
   readonly #baseMs: number;
   readonly #maxMs: number;
-  readonly #waiting: Waiting[] = [];
-  /** The group runner while it runs: settles once nothing is waiting. */
-  #running: Promise<void> | undefined;
+  readonly #queued = new GroupQueue(PG_MAX_GROUP, (group) => this.#group(group));
   #closed = false;
   #retries = 0;
   #commits = 0;
@@ -99,20 +91,7 @@ export class PostgresStore implements SqlStore {
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreClosedError());
-    return new Promise<T>((resolve, reject) => {
-      this.#waiting.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-      this.#running ??= this.#run();
-    });
-  }
-
-  async #run(): Promise<void> {
-    try {
-      while (this.#waiting.length > 0) await this.#group(this.#waiting.splice(0, PG_MAX_GROUP));
-    } finally {
-      this.#running = undefined;
-      // A transaction queued as the last group ended (after the loop's check) starts a new runner.
-      if (this.#waiting.length > 0) this.#running = this.#run();
-    }
+    return this.#queued.add(fn);
   }
 
   /** Runs `group` in one PostgreSQL transaction, again after a conflict (bounded attempts). */
@@ -198,7 +177,7 @@ export class PostgresStore implements SqlStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#running) await this.#running;
+    await this.#queued.idle();
     await this.db.destroy();
   }
 }

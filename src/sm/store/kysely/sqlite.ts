@@ -12,6 +12,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, Kysely as KyselyDb, type SqliteDatabase, SqliteDialect, sql } from 'kysely';
 import type { StoreTx } from '../types.ts';
 import { Conn } from './conn.ts';
+import { GroupQueue, type Waiting } from './group-queue.ts';
 import { migrate } from './migrations.ts';
 import type { Database } from './schema.ts';
 import { type SqlStore, StoreClosedError } from './store.ts';
@@ -51,13 +52,6 @@ function releaseQueue(q: FileQueue): void {
   if (q.users === 0 && q.key !== undefined) queues.delete(q.key);
 }
 
-/** A store transaction waiting for its turn. */
-interface Waiting {
-  readonly fn: (tx: StoreTx) => Promise<unknown>;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 /** Store transactions committed together at most (one SQLite transaction, one WAL sync). */
 export const MAX_GROUP = 64;
 
@@ -68,9 +62,7 @@ export class SqliteStore implements SqlStore {
   readonly #queue: FileQueue;
   /** Whether SQLite has a transaction open (it may roll one back by itself on some errors). */
   readonly #inTransaction: () => boolean;
-  readonly #waiting: Waiting[] = [];
-  /** The group runner while it runs: settles once nothing is waiting. */
-  #running: Promise<void> | undefined;
+  readonly #queued: GroupQueue;
   #pending: Promise<unknown> = Promise.resolve();
   #closed = false;
   #commits = 0;
@@ -80,6 +72,9 @@ export class SqliteStore implements SqlStore {
     this.path = path;
     this.#queue = queueFor(path);
     this.#inTransaction = inTransaction;
+    this.#queued = new GroupQueue(MAX_GROUP, (group) =>
+      this.exclusive(() => this.db.connection().execute((db) => this.#group(db, group))),
+    );
   }
 
   /** SQLite transactions committed so far (each holds one or more store transactions). */
@@ -97,30 +92,11 @@ export class SqliteStore implements SqlStore {
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreClosedError());
-    return new Promise<T>((resolve, reject) => {
-      this.#waiting.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-      this.#running ??= this.#run();
-    });
-  }
-
-  async #run(): Promise<void> {
-    try {
-      while (this.#waiting.length > 0) {
-        await this.exclusive(() => this.db.connection().execute((db) => this.#group(db)));
-      }
-    } catch (e) {
-      // No connection (the database is gone): every waiting transaction fails with that error.
-      for (const item of this.#waiting.splice(0)) item.reject(e);
-    } finally {
-      this.#running = undefined;
-      // A transaction queued as the last group ended (after the loop's check) starts a new runner.
-      if (this.#waiting.length > 0) this.#running = this.#run();
-    }
+    return this.#queued.add(fn);
   }
 
   /** One SQLite transaction over up to MAX_GROUP waiting store transactions. */
-  async #group(db: Kysely<Database>): Promise<void> {
-    const group = this.#waiting.splice(0, MAX_GROUP);
+  async #group(db: Kysely<Database>, group: Waiting[]): Promise<void> {
     const done: { readonly item: Waiting; readonly value: unknown }[] = [];
     try {
       await sql`BEGIN IMMEDIATE`.execute(db);
@@ -132,7 +108,7 @@ export class SqliteStore implements SqlStore {
     for (const [i, item] of group.entries()) {
       if (lost !== undefined) {
         // SQLite rolled the whole transaction back: the rest run in the next group.
-        this.#waiting.unshift(...group.slice(i));
+        this.#queued.requeue(group.slice(i));
         break;
       }
       const conn = new Conn(db, 'sqlite');
@@ -183,7 +159,7 @@ export class SqliteStore implements SqlStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#running) await this.#running;
+    await this.#queued.idle();
     await this.#pending;
     releaseQueue(this.#queue);
     await this.db.destroy();
