@@ -14,6 +14,12 @@ export interface OperatorConfig {
   readonly id: string;
   /** Whether a new SM's ask for this operator's chips waits for the operator's approval (§6.1). */
   readonly approvalRequired: boolean;
+  /**
+   * Whether the operator has a webhook. false: its notifications are recorded already settled as
+   * refused (WebhookNotConfigured), as there is nothing to deliver; undefined: every notification
+   * is left to the outbox's notifier (in-process SMs, tests).
+   */
+  readonly webhook?: boolean;
 }
 
 export interface PeerEntry {

@@ -3,6 +3,7 @@
  * audit entries, operator notifications, peer messages and device messages (the outbox).
  */
 import type { SmContext } from './config.ts';
+import { NotificationNotConfigured } from './errors.ts';
 import type { OperatorEvent, PeerMessage } from './peer-api.ts';
 import type { AuditValue, DeviceMessageKind, StoreTx } from './store/types.ts';
 
@@ -33,6 +34,12 @@ export async function audit(tx: StoreTx, ctx: SmContext, facts: AuditFacts): Pro
   });
 }
 
+/** The outbox's record of a notification refused as NotificationNotConfigured. */
+function notConfigured(operatorId: string): { code: string; message: string } {
+  const e = new NotificationNotConfigured(operatorId);
+  return { code: e.code, message: e.message };
+}
+
 export async function notifyOperator(
   tx: StoreTx,
   ctx: SmContext,
@@ -41,6 +48,9 @@ export async function notifyOperator(
   about: { eid: string; transferId?: string; state?: string },
 ): Promise<void> {
   const now = ctx.clock();
+  // An operator without a webhook: recorded as the outbox would settle it, without a delivery
+  // attempt (saves a drain and a transaction per notification).
+  const nowhere = ctx.operators.get(operatorId)?.webhook === false;
   await tx.enqueue({
     id: newId(ctx, 'ob'),
     channel: 'operator',
@@ -54,8 +64,9 @@ export async function notifyOperator(
       ...(about.state !== undefined && { state: about.state }),
       at: now,
     },
-    state: 'pending',
-    attempts: 0,
+    ...(nowhere
+      ? { state: 'refused', attempts: 1, lastError: notConfigured(operatorId) }
+      : { state: 'pending', attempts: 0 }),
     nextAttemptAt: now,
     createdAt: now,
   });

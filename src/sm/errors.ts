@@ -49,3 +49,16 @@ export class SmError extends HandoverError {
     super(code, message, details);
   }
 }
+
+/**
+ * Thrown by an OperatorNotifier for an operator it has nowhere to send to (no webhook
+ * configured): the notification is settled as `refused` with this code, never retried, so
+ * notifications for such operators do not pile up as pending.
+ */
+export class NotificationNotConfigured extends HandoverError {
+  constructor(operatorId: string) {
+    super('WebhookNotConfigured', `operator ${operatorId} has no webhook: the notification is not sent`, {
+      operatorId,
+    });
+  }
+}

@@ -6,6 +6,7 @@ import { CURRENT, createSmWorld, MNO_A, MNO_B, NEW, worldEid } from '../../test/
 import { keySigner } from '../protocol/crypto/signer.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import { createContext } from './config.ts';
+import { notifyOperator } from './effects.ts';
 import { drainOutbox } from './outbox.ts';
 import type { OperatorNotification, PeerAddress, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
 import { MemoryStore } from './store/memory.ts';
@@ -340,4 +341,43 @@ test('peerConcurrency must be a whole number of at least 1', async () => {
       code: 'InvalidInput',
     });
   }
+});
+
+test('an operator configured without a webhook: its notifications are recorded refused, never handed to the notifier', async () => {
+  const world = createSmWorld({ smIds: [CURRENT, NEW] });
+  const own = world.get(NEW);
+  const store = new MemoryStore();
+  const ctx = createContext({
+    smId: NEW,
+    signer: keySigner(own.privateKey),
+    certificate: own.certificate.der,
+    trustedCis: [world.ci.certificate],
+    store,
+    clock: () => world.clock.now,
+    operators: [
+      { id: MNO_A, approvalRequired: false, webhook: false },
+      { id: MNO_B, approvalRequired: false, webhook: true },
+    ],
+    directory: {},
+  });
+  const eid = worldEid(1);
+  await store.transaction(async (tx) => {
+    await notifyOperator(tx, ctx, MNO_A, 'transferCompleted', { eid, transferId: 't-1' });
+    await notifyOperator(tx, ctx, MNO_B, 'transferCompleted', { eid, transferId: 't-1' });
+  });
+  const items = [...store.dump().outbox.values()].filter((i) => i.channel === 'operator');
+  const quiet = items.find((i) => i.channel === 'operator' && i.operatorId === MNO_A);
+  const hooked = items.find((i) => i.channel === 'operator' && i.operatorId === MNO_B);
+  assert.equal(quiet?.state, 'refused');
+  assert.equal(quiet?.attempts, 1);
+  assert.equal(quiet?.lastError?.code, 'WebhookNotConfigured');
+  assert.equal(hooked?.state, 'pending');
+  const seen: string[] = [];
+  const report = await drainOutbox(ctx, world.transport, {
+    notify: async (operatorId: string) => {
+      seen.push(operatorId);
+    },
+  });
+  assert.deepEqual(report, { delivered: 1, refused: 0, retried: 0 });
+  assert.deepEqual(seen, [MNO_B], 'only the operator with a webhook was notified');
 });

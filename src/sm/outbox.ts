@@ -8,7 +8,7 @@
  */
 import { HandoverError } from '../protocol/errors.ts';
 import type { SmContext } from './config.ts';
-import { SmError } from './errors.ts';
+import { NotificationNotConfigured, SmError } from './errors.ts';
 import type { OperatorNotifier, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
 import { askAccepted, askRefused } from './port-in.ts';
 import type { Delivery, OperatorOutboxItem, OutboxItem, PeerOutboxItem, StoreTx } from './store/types.ts';
@@ -20,19 +20,6 @@ export interface DrainReport {
 }
 
 type Sendable = PeerOutboxItem | OperatorOutboxItem;
-
-/**
- * Thrown by an OperatorNotifier for an operator it has nowhere to send to (no webhook
- * configured): the notification is settled as `refused` with this code, never retried, so
- * notifications for such operators do not pile up as pending.
- */
-export class NotificationNotConfigured extends HandoverError {
-  constructor(operatorId: string) {
-    super('WebhookNotConfigured', `operator ${operatorId} has no webhook: the notification is not sent`, {
-      operatorId,
-    });
-  }
-}
 
 function errorOf(e: unknown): { code: string; message: string } {
   if (e instanceof HandoverError) return { code: e.code, message: e.message };

@@ -132,7 +132,11 @@ function buildSm(
       store,
       clock,
       permissionValidityMs: config.permissionValidityHours * 3_600_000,
-      operators: config.operators.map((op) => ({ id: op.id, approvalRequired: op.approvalRequired })),
+      operators: config.operators.map((op) => ({
+        id: op.id,
+        approvalRequired: op.approvalRequired,
+        webhook: op.webhook !== undefined,
+      })),
       directory: new Map(
         [...material.peers.values()].map((p) => [
           p.smId,

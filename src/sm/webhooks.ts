@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { HandoverError } from '../protocol/errors.ts';
-import { NotificationNotConfigured } from './outbox.ts';
+import { NotificationNotConfigured } from './errors.ts';
 import type { OperatorNotification, OperatorNotifier } from './peer-api.ts';
 import { ConfigInvalid, type SmServerConfig } from './server-config.ts';
 
