@@ -5,7 +5,7 @@ import { handoverResult, transferRequest } from '../../test/support/sm-test-chip
 import { CURRENT, createSmWorld, MNO_A, MNO_B, NEW, worldEid } from '../../test/support/sm-world.ts';
 import { keySigner } from '../protocol/crypto/signer.ts';
 import { HandoverError } from '../protocol/errors.ts';
-import { createContext } from './config.ts';
+import { createContext, type OperatorConfig } from './config.ts';
 import { notifyOperator } from './effects.ts';
 import { drainOutbox } from './outbox.ts';
 import type { OperatorNotification, PeerAddress, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
@@ -154,7 +154,7 @@ async function until(what: string, cond: () => boolean): Promise<void> {
 }
 
 /** NEW's context over an empty MemoryStore, with CURRENT as its only peer. */
-function drainContext() {
+function drainContext(operators: readonly OperatorConfig[] = [{ id: MNO_B, approvalRequired: false }]) {
   const world = createSmWorld({ smIds: [CURRENT, NEW] });
   const own = world.get(NEW);
   const store = new MemoryStore();
@@ -165,7 +165,7 @@ function drainContext() {
     trustedCis: [world.ci.certificate],
     store,
     clock: () => world.clock.now,
-    operators: [{ id: MNO_B, approvalRequired: false }],
+    operators,
     directory: {
       [CURRENT]: { address: world.address(CURRENT), certificate: world.get(CURRENT).certificate.der },
     },
@@ -344,22 +344,10 @@ test('peerConcurrency must be a whole number of at least 1', async () => {
 });
 
 test('an operator configured without a webhook: its notifications are recorded refused, never handed to the notifier', async () => {
-  const world = createSmWorld({ smIds: [CURRENT, NEW] });
-  const own = world.get(NEW);
-  const store = new MemoryStore();
-  const ctx = createContext({
-    smId: NEW,
-    signer: keySigner(own.privateKey),
-    certificate: own.certificate.der,
-    trustedCis: [world.ci.certificate],
-    store,
-    clock: () => world.clock.now,
-    operators: [
-      { id: MNO_A, approvalRequired: false, webhook: false },
-      { id: MNO_B, approvalRequired: false, webhook: true },
-    ],
-    directory: {},
-  });
+  const { world, ctx, store } = drainContext([
+    { id: MNO_A, approvalRequired: false, webhook: false },
+    { id: MNO_B, approvalRequired: false, webhook: true },
+  ]);
   const eid = worldEid(1);
   await store.transaction(async (tx) => {
     await notifyOperator(tx, ctx, MNO_A, 'transferCompleted', { eid, transferId: 't-1' });
