@@ -14,6 +14,7 @@ import { HandoverError } from '../protocol/errors.ts';
 import type { Certificate } from '../protocol/pki/certificate.ts';
 import { decodePeerReply, encodePeerMessage } from './http/peer-codec.ts';
 import { clientTlsOptions, type TlsIdentity } from './http/tls.ts';
+import { DEFAULT_PEER_CONCURRENCY } from './outbox.ts';
 import type { PeerAddress, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
 
 export interface HttpPeerTransportOptions {
@@ -115,7 +116,8 @@ export class HttpPeerTransport implements PeerTransport {
     if (!agent) {
       agent = new Agent({
         keepAlive: true,
-        maxSockets: 16,
+        // One socket for each message the outbox may have in flight to this peer.
+        maxSockets: DEFAULT_PEER_CONCURRENCY,
         ...clientTlsOptions({
           expectedSmId: smId,
           caPem: this.#o.identity.caPem,

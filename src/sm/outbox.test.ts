@@ -7,7 +7,7 @@ import { keySigner } from '../protocol/crypto/signer.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import { createContext, type OperatorConfig } from './config.ts';
 import { notifyOperator } from './effects.ts';
-import { drainOutbox } from './outbox.ts';
+import { DEFAULT_PEER_CONCURRENCY, drainOutbox } from './outbox.ts';
 import type { OperatorNotification, PeerAddress, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
 import { MemoryStore } from './store/memory.ts';
 import type { PeerOutboxItem } from './store/types.ts';
@@ -231,20 +231,22 @@ test('peer messages of different chips are sent side by side, never more than th
   for (let chip = 1; chip <= 5; chip++) assert.equal(item(`c${chip}`).state, 'delivered');
 });
 
-test('the default limit is 16 sends in flight', async () => {
+test('the default limit is DEFAULT_PEER_CONCURRENCY (64) sends in flight', async () => {
   const { ctx, enqueue } = drainContext();
-  for (let chip = 1; chip <= 20; chip++) await enqueue(chip, `c${chip}`);
+  const chips = DEFAULT_PEER_CONCURRENCY + 4;
+  for (let chip = 1; chip <= chips; chip++) await enqueue(chip, `c${chip}`);
   const transport = new HeldTransport();
   const drained = drainOutbox(ctx, transport);
-  await until('sixteen sends in flight', () => transport.held.size === 16);
+  await until('the limit in flight', () => transport.held.size === DEFAULT_PEER_CONCURRENCY);
   await turns();
-  assert.equal(transport.started().length, 16);
-  while (transport.started().length < 20 || transport.held.size > 0) {
+  assert.equal(transport.started().length, DEFAULT_PEER_CONCURRENCY);
+  while (transport.started().length < chips || transport.held.size > 0) {
     for (const label of [...transport.held.keys()]) transport.release(label);
     await turns(5);
   }
-  assert.deepEqual(await drained, { delivered: 20, refused: 0, retried: 0 });
-  assert.equal(transport.maxInFlight, 16);
+  assert.deepEqual(await drained, { delivered: chips, refused: 0, retried: 0 });
+  assert.equal(transport.maxInFlight, DEFAULT_PEER_CONCURRENCY);
+  assert.equal(DEFAULT_PEER_CONCURRENCY, 64);
 });
 
 test("one chip's messages go one after the other, oldest first, even with free slots", async () => {

@@ -152,11 +152,15 @@ async function sendOperator(
  */
 export const DRAIN_BATCH = 1000;
 
-/** At most this many peer messages in flight at once, by default (one per chip). */
-export const DEFAULT_PEER_CONCURRENCY = 16;
+/**
+ * At most this many peer messages in flight at once, by default (one per chip). 16 left the
+ * peers' CPU idle while asks and receipts queued: 2,000-chip fleet runs gave 58 and 65
+ * transfers/s with 16, 70–77 with 64, 75 with 128 (BENCHMARKS.md).
+ */
+export const DEFAULT_PEER_CONCURRENCY = 64;
 
 export interface DrainOptions {
-  /** How many peer messages may be in flight at once (distinct chips); default 16. */
+  /** How many peer messages may be in flight at once (distinct chips); default DEFAULT_PEER_CONCURRENCY. */
   readonly peerConcurrency?: number;
 }
 
