@@ -3,11 +3,12 @@
  * processes and compares the rate with what the crypto of one transfer allows on this machine.
  *
  *   npm run bench -- --chips 1000 [--curve p256|brainpoolP256r1] [--store sqlite|postgres]
- *                   [--concurrency 64] [--timeout-seconds 600] [--cpu-prof DIR] [--heap-mb N]
+ *                   [--concurrency 64] [--order-concurrency 16] [--timeout-seconds 600]
+ *                   [--cpu-prof DIR] [--heap-mb N]
  *                   [--bulk N [--bulk-rate R]]
  *   (--bulk N orders the port-ins as one bulk job at B, at most N in flight and R started per
  *   second (default 1000), as an operator moving a fleet would; without it, one order per chip
- *   at once, 16 calls in parallel)
+ *   at once, --order-concurrency calls in parallel, default 16)
  *   (--heap-mb caps each child's V8 heap: without it V8 grows its heap lazily, so peak RSS says
  *   more about the garbage collector than about what the process keeps)
  *   (npm run bench:fleet -- … is the same)
@@ -99,6 +100,8 @@ interface Options {
   /** Order through one bulk port-in job with this concurrency (POST /v1/bulk-transfers). */
   bulk: number | undefined;
   bulkRate: number;
+  /** Port-in orders (one per chip, without --bulk) sent at once. */
+  orderConcurrency: number;
 }
 
 function parseArgs(argv: readonly string[]): Options {
@@ -131,6 +134,7 @@ function parseArgs(argv: readonly string[]): Options {
     heapMb: get('heap-mb') === undefined ? undefined : int('heap-mb', 0, 65_536),
     bulk: get('bulk') === undefined ? undefined : int('bulk', 0, 10_000),
     bulkRate: int('bulk-rate', 1000, 10_000),
+    orderConcurrency: int('order-concurrency', 16, 1000),
   };
 }
 
@@ -403,7 +407,7 @@ async function main(): Promise<void> {
     const start = performance.now();
     const startWall = Date.now();
     if (o.bulk === undefined) {
-      await parallel(identities, 16, async (c) => {
+      await parallel(identities, o.orderConcurrency, async (c) => {
         await call(1, 'POST', '/v1/port-ins', { eid: c.eid, currentSmId: SM_IDS[0], ask: true });
       });
     } else {
@@ -519,6 +523,7 @@ async function main(): Promise<void> {
       curve: o.curve,
       store: o.store,
       concurrency: o.concurrency,
+      ...(o.bulk === undefined && { orderConcurrency: o.orderConcurrency }),
       ...(o.bulk !== undefined && { bulk: { concurrency: o.bulk, ratePerSecond: o.bulkRate } }),
       cores,
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
