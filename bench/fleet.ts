@@ -164,6 +164,8 @@ function measure(seconds: number, op: (i: number) => void): number {
   return Math.round((count * 1000) / (performance.now() - start));
 }
 
+type CryptoRates = ReturnType<typeof measureCrypto>;
+
 function measureCrypto(curve: Curve, seconds: number) {
   const signer = generateKeyPair(curve);
   const data = new Uint8Array(256).fill(0xa5);
@@ -176,6 +178,16 @@ function measureCrypto(curve: Curve, seconds: number) {
     }),
     keygenPerSec: measure(seconds, () => void generateKeyPair(curve)),
     ecdhPerSec: measure(seconds, (i) => void ecdh(pool[i % 16]!.privateKey, pool[(i + 1) % 16]!.publicKey)),
+  };
+}
+
+/** Each operation's higher rate of two measurements. */
+function bestRates(a: CryptoRates, b: CryptoRates): CryptoRates {
+  return {
+    signPerSec: Math.max(a.signPerSec, b.signPerSec),
+    verifyPerSec: Math.max(a.verifyPerSec, b.verifyPerSec),
+    keygenPerSec: Math.max(a.keygenPerSec, b.keygenPerSec),
+    ecdhPerSec: Math.max(a.ecdhPerSec, b.ecdhPerSec),
   };
 }
 
@@ -258,10 +270,10 @@ async function main(): Promise<void> {
   };
   const pgUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
   try {
-    // Measured first, on an idle machine (as far as this run goes).
-    const crypto = measureCrypto(o.curve, o.cryptoSeconds);
+    // Measured first, on an idle machine (as far as this run goes), and again at the end.
+    const cryptoAtStart = measureCrypto(o.curve, o.cryptoSeconds);
     const cores = os.cpus().length;
-    log({ crypto });
+    log({ crypto: cryptoAtStart });
 
     const pki = createDevPki({ curve: o.curve, dir: join(dir, 'pki'), smIds: SM_IDS, force: true });
     const ports = [await freePort(), await freePort()];
@@ -474,6 +486,11 @@ async function main(): Promise<void> {
     };
     const incoming = await listAll(1, 'incoming');
     const outgoing = await listAll(0, 'outgoing');
+    // The crypto rates again with every child stopped; the floor takes each operation's better
+    // measurement, so interference at one moment (another guest on the host) does not lower it.
+    await Promise.all(children.map((c) => c.stop()));
+    const cryptoAtEnd = measureCrypto(o.curve, o.cryptoSeconds);
+    const crypto = bestRates(cryptoAtStart, cryptoAtEnd);
     const done = incoming.filter((t) => TERMINAL.has(t.state)).length;
     const releasedAt = new Map(
       outgoing.filter((t) => t.state === 'completed').map((t) => [t.eid, Date.parse(t.updatedAt)]),
@@ -539,6 +556,8 @@ async function main(): Promise<void> {
       // CPU seconds per process over its whole life (SM figures include registration), to see what bounds the rate.
       cpuSeconds: cpu,
       crypto,
+      cryptoAtStart,
+      cryptoAtEnd,
       cryptoOpsPerTransfer,
       cryptoOpsPerTransferByProcess: opsByProcess,
       cryptoOpsPerTransferListed: OPS_PER_TRANSFER,
