@@ -28,7 +28,7 @@
  *   each process counts its own, src/protocol/crypto/op-counts.ts), cryptoFloorPerSecond, ratio.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -228,6 +228,23 @@ function cpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
+/** CPU seconds of each process named `postgres` on this machine (the server's own), by pid. */
+function postgresCpu(): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
+      const cpu = cpuSeconds(Number(entry));
+      if (cpu !== undefined) out.set(Number(entry), cpu);
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return out;
+}
+
 function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
@@ -418,6 +435,7 @@ async function main(): Promise<void> {
     // The clock starts with the first port-in order.
     const start = performance.now();
     const startWall = Date.now();
+    const postgresBefore = o.store === 'postgres' ? postgresCpu() : undefined;
     if (o.bulk === undefined) {
       await parallel(identities, o.orderConcurrency, async (c) => {
         await call(1, 'POST', '/v1/port-ins', { eid: c.eid, currentSmId: SM_IDS[0], ask: true });
@@ -469,6 +487,14 @@ async function main(): Promise<void> {
       peakRss[names[i]!] = peakRssMb(c.process.pid);
       cpu[names[i]!] = cpuSeconds(c.process.pid);
     }
+    // The PostgreSQL server's CPU from the first order to here (its backends outlive the run).
+    const postgresServerCpuSeconds =
+      postgresBefore &&
+      Number(
+        [...postgresCpu()]
+          .reduce((sum, [pid, seconds]) => sum + seconds - (postgresBefore.get(pid) ?? 0), 0)
+          .toFixed(1),
+      );
     // Every transfer, a page of 1,000 at a time (GET /v1/transfers?limit&after).
     const listAll = async (i: number, direction: string): Promise<TransferView[]> => {
       const all: TransferView[] = [];
@@ -555,6 +581,7 @@ async function main(): Promise<void> {
       peakRssMb: peakRss,
       // CPU seconds per process over its whole life (SM figures include registration), to see what bounds the rate.
       cpuSeconds: cpu,
+      ...(postgresServerCpuSeconds !== undefined && { postgresServerCpuSeconds }),
       crypto,
       cryptoAtStart,
       cryptoAtEnd,
