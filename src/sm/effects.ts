@@ -34,12 +34,6 @@ export async function audit(tx: StoreTx, ctx: SmContext, facts: AuditFacts): Pro
   });
 }
 
-/** The outbox's record of a notification refused as NotificationNotConfigured. */
-function notConfigured(operatorId: string): { code: string; message: string } {
-  const e = new NotificationNotConfigured(operatorId);
-  return { code: e.code, message: e.message };
-}
-
 export async function notifyOperator(
   tx: StoreTx,
   ctx: SmContext,
@@ -65,7 +59,7 @@ export async function notifyOperator(
       at: now,
     },
     ...(nowhere
-      ? { state: 'refused', attempts: 1, lastError: notConfigured(operatorId) }
+      ? { state: 'refused', attempts: 1, lastError: NotificationNotConfigured.record(operatorId) }
       : { state: 'pending', attempts: 0 }),
     nextAttemptAt: now,
     createdAt: now,

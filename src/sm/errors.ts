@@ -57,8 +57,15 @@ export class SmError extends HandoverError {
  */
 export class NotificationNotConfigured extends HandoverError {
   constructor(operatorId: string) {
-    super('WebhookNotConfigured', `operator ${operatorId} has no webhook: the notification is not sent`, {
-      operatorId,
-    });
+    const { code, message } = NotificationNotConfigured.record(operatorId);
+    super(code, message, { operatorId });
+  }
+
+  /** What the outbox records as the refusal's lastError (without making an Error). */
+  static record(operatorId: string): { code: string; message: string } {
+    return {
+      code: 'WebhookNotConfigured',
+      message: `operator ${operatorId} has no webhook: the notification is not sent`,
+    };
   }
 }

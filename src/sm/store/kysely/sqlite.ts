@@ -4,8 +4,8 @@
  * across every store this process opens on it), inside BEGIN IMMEDIATE ... COMMIT: it takes the
  * write lock at once, so two processes on one file wait for each other (busy timeout) instead
  * of failing on a lock upgrade. A transaction function's awaits never let another transaction
- * in between its statements. Transactions that queue up while one runs share the next COMMIT
- * (group commit, SqliteStore.transaction), each in its own SAVEPOINT.
+ * in between its statements. Transactions that queue up in one turn of the event loop, or while
+ * a group runs, share the next COMMIT (group commit, group-queue.ts), each in its own SAVEPOINT.
  */
 import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
