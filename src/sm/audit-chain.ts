@@ -25,7 +25,10 @@ function canonical(seq: number, prevHash: string, e: AuditInput): string {
   ]);
 }
 
-export function chainAuditEntry(previous: AuditEntry | undefined, input: AuditInput): AuditEntry {
+export function chainAuditEntry(
+  previous: Pick<AuditEntry, 'seq' | 'hash'> | undefined,
+  input: AuditInput,
+): AuditEntry {
   const seq = previous ? previous.seq + 1 : 1;
   const prevHash = previous ? previous.hash : GENESIS_HASH;
   const hash = createHash('sha256')

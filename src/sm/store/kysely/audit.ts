@@ -35,10 +35,11 @@ function entryOf(row: AuditRow): AuditEntry {
 }
 
 export async function appendAudit(c: Conn, input: AuditInput): Promise<AuditEntry> {
+  // The chain needs only the last entry's seq and hash.
   const last = await c.run((db) =>
-    db.selectFrom('audit').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst(),
+    db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst(),
   );
-  const entry = chainAuditEntry(last && entryOf(last), input);
+  const entry = chainAuditEntry(last && { seq: intOut(last.seq), hash: last.hash }, input);
   await c.run((db) =>
     db
       .insertInto('audit')

@@ -15,7 +15,7 @@ import {
 } from '../types.ts';
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOrNull, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
-import { allTaken, chunked, type Values } from './rows.ts';
+import { allTaken, changedValues, chunked, type Values } from './rows.ts';
 import type { OutboxTable } from './schema.ts';
 
 type OutboxValues = Values<OutboxTable>;
@@ -242,15 +242,18 @@ export async function getOutbox(c: Conn, id: string): Promise<OutboxItem | undef
   return row && outboxOf(row);
 }
 
+/** Writes the columns that changed since the row was read (rows.ts: changedValues). */
 export async function saveOutbox(c: Conn, item: OutboxItem): Promise<void> {
   const existing = await c.run((db) =>
-    db.selectFrom('outbox').select('channel').where('id', '=', item.id).executeTakeFirst(),
+    db.selectFrom('outbox').select(COLUMNS).where('id', '=', item.id).executeTakeFirst(),
   );
   if (!existing || existing.channel !== item.channel) {
     throw new StoreConstraintError('InvalidInput', `no ${item.channel} outbox item ${item.id}`);
   }
   const { id: _id, ...values } = outboxValues(item);
-  await c.run((db) => db.updateTable('outbox').set(values).where('id', '=', item.id).execute(), {
+  const changed = changedValues(values, existing);
+  if (Object.keys(changed).length === 0) return;
+  await c.run((db) => db.updateTable('outbox').set(changed).where('id', '=', item.id).execute(), {
     eid: item.eid,
   });
 }

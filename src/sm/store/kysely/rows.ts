@@ -23,3 +23,32 @@ export function chunked<T>(values: readonly T[], size = IN_CHUNK): T[][] {
   for (let i = 0; i < values.length; i += size) out.push(values.slice(i, i + size));
   return out;
 }
+
+/**
+ * Whether a value about to be written equals the one read from the row, as each driver reads it
+ * back: SQLite gives the same text, numbers and Buffers; pg gives a Date for an ISO string, a
+ * boolean for 0/1 and parsed jsonb (which is left as changed: its key order is pg's own).
+ */
+function sameStored(next: unknown, stored: unknown): boolean {
+  if (next === stored) return true;
+  if (next instanceof Uint8Array && stored instanceof Uint8Array) {
+    return Buffer.from(next.buffer, next.byteOffset, next.byteLength).equals(stored);
+  }
+  if (typeof next === 'string' && stored instanceof Date) return Date.parse(next) === stored.getTime();
+  if (typeof next === 'number' && typeof stored === 'boolean') return next === (stored ? 1 : 0);
+  return false;
+}
+
+/**
+ * The columns of `next` whose values differ from `row` (the row as read in the same
+ * transaction). An UPDATE that sets only these leaves the indexes on the other columns alone:
+ * setting every column made SQLite rewrite every index entry of the row.
+ */
+export function changedValues<T extends object>(next: T, row: object): Partial<T> {
+  const out: Partial<T> = {};
+  const stored = row as Record<string, unknown>;
+  for (const key of Object.keys(next) as (keyof T & string)[]) {
+    if (!sameStored(next[key], stored[key])) out[key] = next[key];
+  }
+  return out;
+}

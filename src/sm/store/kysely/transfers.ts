@@ -36,7 +36,7 @@ import {
   timeOut,
 } from './codec.ts';
 import type { Conn } from './conn.ts';
-import { allTaken, hex, type Values } from './rows.ts';
+import { allTaken, changedValues, hex, type Values } from './rows.ts';
 import type { TransfersTable } from './schema.ts';
 
 type TransferValues = Values<TransfersTable>;
@@ -218,8 +218,16 @@ export const OPEN_TRANSFER_STATES: readonly string[] = [
   ...new Set<string>([...OPEN_STATES.outgoing, ...OPEN_STATES.incoming]),
 ];
 
-/** The refusals the memory store gives, with the same details (the database re-checks them). */
+/**
+ * The refusals the memory store gives, with the same details (the database re-checks them): a
+ * permissionId another transfer holds, and a second open transfer of one chip and direction.
+ */
 async function check(c: Conn, t: TransferRecord): Promise<void> {
+  await checkPermissionId(c, t);
+  await checkOpen(c, t);
+}
+
+async function checkPermissionId(c: Conn, t: TransferRecord): Promise<void> {
   const { permissionId } = t;
   if (permissionId !== undefined) {
     const other = await c.run((db) =>
@@ -236,6 +244,9 @@ async function check(c: Conn, t: TransferRecord): Promise<void> {
       });
     }
   }
+}
+
+async function checkOpen(c: Conn, t: TransferRecord): Promise<void> {
   if (!isOpenTransfer(t)) return;
   const open = await c.run((db) =>
     db
@@ -328,15 +339,23 @@ export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> 
   await c.run((db) => db.insertInto('transfers').values(values).execute(), hintOf(t));
 }
 
+/**
+ * Writes the columns that changed since the row was read. The checks run only where a change can
+ * break them: a new permissionId, or a transfer that was closed becoming open again (the row as
+ * it stands already satisfied both).
+ */
 export async function saveTransfer(c: Conn, t: TransferRecord): Promise<void> {
   const existing = await c.run((db) =>
-    db.selectFrom('transfers').select(['direction', 'eid']).where('id', '=', t.id).executeTakeFirst(),
+    db.selectFrom('transfers').selectAll().where('id', '=', t.id).executeTakeFirst(),
   );
   if (!existing) throw new StoreConstraintError('UnknownTransfer', `no transfer ${t.id}`);
   if (existing.direction !== t.direction || existing.eid !== t.eid) {
     throw new StoreConstraintError('InvalidInput', 'a transfer keeps its direction and EID');
   }
-  await check(c, t);
   const { id: _id, ...values } = transferValues(t);
-  await c.run((db) => db.updateTable('transfers').set(values).where('id', '=', t.id).execute(), hintOf(t));
+  const changed = changedValues(values, existing);
+  if (Object.keys(changed).length === 0) return;
+  if ('permission_id' in changed) await checkPermissionId(c, t);
+  if (!(OPEN_STATES[t.direction] as readonly string[]).includes(existing.state)) await checkOpen(c, t);
+  await c.run((db) => db.updateTable('transfers').set(changed).where('id', '=', t.id).execute(), hintOf(t));
 }
