@@ -3,7 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Curve } from '../protocol/crypto/curves.ts';
 import { ecdsaVerify } from '../protocol/crypto/ecdsa.ts';
 import { publicKeyFromSpki } from '../protocol/crypto/keys.ts';
-import { CertificateError, parseCertificate } from '../protocol/pki/certificate.ts';
+import { CertificateError, parseCertificateCached } from '../protocol/pki/certificate.ts';
 import { validateChain } from '../protocol/pki/validate.ts';
 import type { SmContext } from './config.ts';
 import { SmError } from './errors.ts';
@@ -24,11 +24,14 @@ export function validateChipChain(
 ): ChipIdentity {
   let identity: ChipIdentity;
   try {
-    const chain = validateChain([parseCertificate(chipCertificate), parseCertificate(eumCertificate)], {
-      trusted: ctx.trustedCis,
-      at,
-      expectRole: 'chip',
-    });
+    const chain = validateChain(
+      [parseCertificateCached(chipCertificate), parseCertificateCached(eumCertificate)],
+      {
+        trusted: ctx.trustedCis,
+        at,
+        expectRole: 'chip',
+      },
+    );
     identity = { eid: chain.eid!, curve: chain.curve, publicKey: chain.publicKey };
   } catch (e) {
     if (e instanceof CertificateError) {
@@ -53,7 +56,7 @@ export function validateChipChain(
 
 /** The public key of a chip certificate this SM validated when it stored it. */
 export function storedChipKey(chipCertificate: Uint8Array): KeyObject {
-  return publicKeyFromSpki(parseCertificate(chipCertificate).spki);
+  return publicKeyFromSpki(parseCertificateCached(chipCertificate).spki);
 }
 
 /** Verifies a chip signature over `dataRaw` (bytes as received); BadSignature otherwise. */

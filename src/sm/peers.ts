@@ -3,7 +3,7 @@
  * certificate validates to a configured CI, as an SM certificate whose CN is its SM id (§3, §6.1).
  */
 import type { KeyObject } from 'node:crypto';
-import { type Certificate, CertificateError, parseCertificate } from '../protocol/pki/certificate.ts';
+import { type Certificate, CertificateError, parseCertificateCached } from '../protocol/pki/certificate.ts';
 import { validateChain } from '../protocol/pki/validate.ts';
 import type { SmContext } from './config.ts';
 import { SmError } from './errors.ts';
@@ -22,7 +22,7 @@ export function validateSmCertificate(
   at: Date,
 ): { publicKey: KeyObject; certificate: Certificate } {
   try {
-    const certificate = parseCertificate(der);
+    const certificate = parseCertificateCached(der);
     const chain = validateChain([certificate], { trusted: ctx.trustedCis, at, expectRole: 'sm' });
     if (chain.smId !== smId) {
       throw new SmError(

@@ -157,6 +157,26 @@ export function parseCertificate(der: Uint8Array): Certificate {
   }
 }
 
+/** Certificates parsed by parseCertificateCached, by their DER (at most PARSED_CACHE_SIZE). */
+const PARSED_CACHE_SIZE = 1024;
+const parsed = new Map<string, Certificate>();
+
+/**
+ * parseCertificate for a server that sees the same certificates again and again (a peer SM's, an
+ * EUM's, a chip's within one transfer): the parse of DER bytes seen before is returned again,
+ * the same object, so the caller must not change it (its fields are readonly). A certificate
+ * that does not parse is never cached, so it is refused again each time.
+ */
+export function parseCertificateCached(der: Uint8Array): Certificate {
+  const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('latin1');
+  const hit = parsed.get(key);
+  if (hit !== undefined) return hit;
+  const certificate = parseCertificate(der);
+  if (parsed.size >= PARSED_CACHE_SIZE) parsed.delete(parsed.keys().next().value as string);
+  parsed.set(key, certificate);
+  return certificate;
+}
+
 function fail(field: string, message: string): never {
   throw new MalformedMessage(field, message);
 }

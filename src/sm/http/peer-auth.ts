@@ -6,7 +6,7 @@
  */
 import type { TLSSocket } from 'node:tls';
 import type { Certificate } from '../../protocol/pki/certificate.ts';
-import { parseCertificate } from '../../protocol/pki/certificate.ts';
+import { parseCertificateCached } from '../../protocol/pki/certificate.ts';
 import { validateChain } from '../../protocol/pki/validate.ts';
 import { ApiError } from './errors.ts';
 
@@ -21,11 +21,29 @@ function isTlsSocket(socket: unknown): socket is TLSSocket {
   return typeof (socket as Partial<TLSSocket>).getPeerCertificate === 'function';
 }
 
+/**
+ * The client certificate (DER) of each TLS connection, read once: getPeerCertificate builds a
+ * whole object of decoded fields on every call, and a connection's client certificate does not
+ * change (the server never renegotiates). It is still validated on every request, at that time.
+ */
+const clientCertificates = new WeakMap<TLSSocket, Uint8Array>();
+
+function clientCertificateOf(socket: unknown): Uint8Array | undefined {
+  if (!isTlsSocket(socket)) return undefined;
+  let der = clientCertificates.get(socket);
+  if (der === undefined) {
+    const raw: Buffer | undefined = socket.getPeerCertificate()?.raw;
+    if (!raw || raw.length === 0) return undefined;
+    der = new Uint8Array(raw);
+    clientCertificates.set(socket, der);
+  }
+  return der;
+}
+
 /** The calling SM's id; ClientCertificateRequired (401) or PeerNotAuthorised (403) otherwise. */
 export function authenticatePeer(socket: unknown, o: PeerAuthOptions): string {
-  const cert = isTlsSocket(socket) ? socket.getPeerCertificate() : undefined;
-  const raw: Buffer | undefined = cert?.raw;
-  if (!raw || raw.length === 0) {
+  const raw = clientCertificateOf(socket);
+  if (!raw) {
     throw new ApiError(
       'ClientCertificateRequired',
       'the peer API needs mutual TLS: present your SM certificate as the client certificate',
@@ -33,7 +51,7 @@ export function authenticatePeer(socket: unknown, o: PeerAuthOptions): string {
   }
   let smId: string | undefined;
   try {
-    smId = validateChain([parseCertificate(new Uint8Array(raw))], {
+    smId = validateChain([parseCertificateCached(raw)], {
       trusted: o.trustedCis,
       at: o.clock(),
       expectRole: 'sm',

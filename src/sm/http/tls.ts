@@ -14,7 +14,7 @@ import type { ServerOptions } from 'node:https';
 import type { ConnectionOptions, PeerCertificate, SecureVersion } from 'node:tls';
 import type { Curve } from '../../protocol/crypto/curves.ts';
 import type { Certificate } from '../../protocol/pki/certificate.ts';
-import { parseCertificate } from '../../protocol/pki/certificate.ts';
+import { parseCertificateCached } from '../../protocol/pki/certificate.ts';
 import { validateChain } from '../../protocol/pki/validate.ts';
 
 export const ECDH_CURVES = 'P-256:brainpoolP256r1';
@@ -59,7 +59,7 @@ export function smServerIdentity(
 ): (host: string, cert: PeerCertificate) => Error | undefined {
   return (_host, cert) => {
     try {
-      const chain = validateChain([parseCertificate(new Uint8Array(cert.raw))], {
+      const chain = validateChain([parseCertificateCached(new Uint8Array(cert.raw))], {
         trusted: trustedCis,
         at: clock(),
         expectRole: 'sm',
