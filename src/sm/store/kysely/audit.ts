@@ -4,7 +4,9 @@ import { chainAuditEntry } from '../../audit-chain.ts';
 import type { AuditEntry, AuditFilter, AuditInput, AuditValue } from '../types.ts';
 import { detailsIn, intOut, jsonOut, timeIn, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
-import type { Database } from './schema.ts';
+import { prepared } from './prepared.ts';
+import type { Values } from './rows.ts';
+import type { AuditTable, Database } from './schema.ts';
 
 interface AuditRow {
   seq: number | string | bigint;
@@ -34,29 +36,29 @@ function entryOf(row: AuditRow): AuditEntry {
   };
 }
 
+type AuditValues = Values<AuditTable>;
+
+const lastAudit = prepared((db, _: Record<string, never>) =>
+  db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+);
+const insertAudit = prepared((db, v: AuditValues) => db.insertInto('audit').values(v));
+
 export async function appendAudit(c: Conn, input: AuditInput): Promise<AuditEntry> {
   // The chain needs only the last entry's seq and hash.
-  const last = await c.run((db) =>
-    db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst(),
-  );
+  const [last] = (await lastAudit<Pick<AuditRow, 'seq' | 'hash'>>(c, {})).rows;
   const entry = chainAuditEntry(last && { seq: intOut(last.seq), hash: last.hash }, input);
-  await c.run((db) =>
-    db
-      .insertInto('audit')
-      .values({
-        seq: entry.seq,
-        at: timeIn(entry.at, 'at'),
-        actor: entry.actor,
-        action: entry.action,
-        operator_id: entry.operatorId ?? null,
-        eid: entry.eid ?? null,
-        transfer_id: entry.transferId ?? null,
-        details: detailsIn(entry.details),
-        prev_hash: entry.prevHash,
-        hash: entry.hash,
-      })
-      .execute(),
-  );
+  await insertAudit(c, {
+    seq: entry.seq,
+    at: timeIn(entry.at, 'at'),
+    actor: entry.actor,
+    action: entry.action,
+    operator_id: entry.operatorId ?? null,
+    eid: entry.eid ?? null,
+    transfer_id: entry.transferId ?? null,
+    details: detailsIn(entry.details),
+    prev_hash: entry.prevHash,
+    hash: entry.hash,
+  });
   return entry;
 }
 

@@ -13,6 +13,7 @@ import {
 } from '../types.ts';
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
+import { prepared } from './prepared.ts';
 import { allTaken, chunked, type Values } from './rows.ts';
 import type { ChipsTable } from './schema.ts';
 
@@ -98,10 +99,12 @@ const CHIP_COLUMNS = [
 
 const notManaged = (eid: string) => new StoreConstraintError('ChipNotManaged', `no chip ${eid}`, { eid });
 
+const chipRow = prepared((db, p: { eid: string }) =>
+  db.selectFrom('chips').select(CHIP_COLUMNS).where('eid', '=', p.eid),
+);
+
 export async function getChip(c: Conn, eid: string): Promise<ChipRecord | undefined> {
-  const row = await c.run((db) =>
-    db.selectFrom('chips').select(CHIP_COLUMNS).where('eid', '=', eid).executeTakeFirst(),
-  );
+  const [row] = (await chipRow<ChipRow>(c, { eid })).rows;
   return row && chipOf(row);
 }
 

@@ -15,6 +15,7 @@ import {
 } from '../types.ts';
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOrNull, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
+import { prepared } from './prepared.ts';
 import { allTaken, changedValues, chunked, type Values } from './rows.ts';
 import type { OutboxTable } from './schema.ts';
 
@@ -223,39 +224,40 @@ const COLUMNS = [
   'last_delivered_at',
 ] as const;
 
+// The statements every transfer runs, built once (prepared.ts).
+const idExists = prepared((db, p: { id: string }) =>
+  db.selectFrom('outbox').select('id').where('id', '=', p.id),
+);
+const rowById = prepared((db, p: { id: string }) =>
+  db.selectFrom('outbox').select(COLUMNS).where('id', '=', p.id),
+);
+const insertRow = prepared((db, v: OutboxValues) => db.insertInto('outbox').values(v));
+const updateRow = prepared((db, p: Partial<OutboxValues> & { id: string }) => {
+  const { id, ...set } = p;
+  return db.updateTable('outbox').set(set).where('id', '=', id);
+});
+
 export async function enqueue(c: Conn, item: OutboxItem): Promise<void> {
-  const exists = await c.run((db) =>
-    db.selectFrom('outbox').select('id').where('id', '=', item.id).executeTakeFirst(),
-  );
+  const [exists] = (await idExists(c, { id: item.id })).rows;
   if (exists) throw new StoreConstraintError('InvalidInput', `outbox id ${item.id} exists`);
-  const values = outboxValues(item);
-  await c.run((db) => db.insertInto('outbox').values(values).execute(), {
-    eid: item.eid,
-    id: `outbox id ${item.id}`,
-  });
+  await insertRow(c, outboxValues(item), { eid: item.eid, id: `outbox id ${item.id}` });
 }
 
 export async function getOutbox(c: Conn, id: string): Promise<OutboxItem | undefined> {
-  const row = await c.run((db) =>
-    db.selectFrom('outbox').select(COLUMNS).where('id', '=', id).executeTakeFirst(),
-  );
+  const [row] = (await rowById<OutboxRow>(c, { id })).rows;
   return row && outboxOf(row);
 }
 
 /** Writes the columns that changed since the row was read (rows.ts: changedValues). */
 export async function saveOutbox(c: Conn, item: OutboxItem): Promise<void> {
-  const existing = await c.run((db) =>
-    db.selectFrom('outbox').select(COLUMNS).where('id', '=', item.id).executeTakeFirst(),
-  );
+  const [existing] = (await rowById<OutboxRow>(c, { id: item.id })).rows;
   if (!existing || existing.channel !== item.channel) {
     throw new StoreConstraintError('InvalidInput', `no ${item.channel} outbox item ${item.id}`);
   }
   const { id: _id, ...values } = outboxValues(item);
   const changed = changedValues(values, existing);
   if (Object.keys(changed).length === 0) return;
-  await c.run((db) => db.updateTable('outbox').set(changed).where('id', '=', item.id).execute(), {
-    eid: item.eid,
-  });
+  await updateRow(c, { ...changed, id: item.id }, { eid: item.eid });
 }
 
 export async function listOutbox(c: Conn, filter: OutboxFilter = {}): Promise<OutboxItem[]> {

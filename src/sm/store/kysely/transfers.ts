@@ -36,6 +36,7 @@ import {
   timeOut,
 } from './codec.ts';
 import type { Conn } from './conn.ts';
+import { prepared } from './prepared.ts';
 import { allTaken, changedValues, hex, type Values } from './rows.ts';
 import type { TransfersTable } from './schema.ts';
 
@@ -222,6 +223,45 @@ export const OPEN_TRANSFER_STATES: readonly string[] = [
  * The refusals the memory store gives, with the same details (the database re-checks them): a
  * permissionId another transfer holds, and a second open transfer of one chip and direction.
  */
+// The statements every transfer runs, built once (prepared.ts).
+const rowById = prepared((db, p: { id: string }) =>
+  db.selectFrom('transfers').selectAll().where('id', '=', p.id),
+);
+const rowByPermissionId = prepared((db, p: { permissionId: Buffer }) =>
+  db.selectFrom('transfers').selectAll().where('permission_id', '=', p.permissionId),
+);
+const idExists = prepared((db, p: { id: string }) =>
+  db.selectFrom('transfers').select('id').where('id', '=', p.id),
+);
+const otherWithPermissionId = prepared((db, p: { permissionId: Buffer; id: string }) =>
+  db.selectFrom('transfers').select('id').where('permission_id', '=', p.permissionId).where('id', '<>', p.id),
+);
+const otherOpen = {
+  outgoing: prepared((db, p: { eid: string; id: string }) =>
+    db
+      .selectFrom('transfers')
+      .select('id')
+      .where('eid', '=', p.eid)
+      .where('direction', '=', 'outgoing')
+      .where('state', 'in', OPEN_STATES.outgoing)
+      .where('id', '<>', p.id),
+  ),
+  incoming: prepared((db, p: { eid: string; id: string }) =>
+    db
+      .selectFrom('transfers')
+      .select('id')
+      .where('eid', '=', p.eid)
+      .where('direction', '=', 'incoming')
+      .where('state', 'in', OPEN_STATES.incoming)
+      .where('id', '<>', p.id),
+  ),
+};
+const insertRow = prepared((db, v: TransferValues) => db.insertInto('transfers').values(v));
+const updateRow = prepared((db, p: Partial<TransferValues> & { id: string }) => {
+  const { id, ...set } = p;
+  return db.updateTable('transfers').set(set).where('id', '=', id);
+});
+
 async function check(c: Conn, t: TransferRecord): Promise<void> {
   await checkPermissionId(c, t);
   await checkOpen(c, t);
@@ -230,14 +270,9 @@ async function check(c: Conn, t: TransferRecord): Promise<void> {
 async function checkPermissionId(c: Conn, t: TransferRecord): Promise<void> {
   const { permissionId } = t;
   if (permissionId !== undefined) {
-    const other = await c.run((db) =>
-      db
-        .selectFrom('transfers')
-        .select('id')
-        .where('permission_id', '=', bytesIn(permissionId, 'permissionId'))
-        .where('id', '<>', t.id)
-        .executeTakeFirst(),
-    );
+    const [other] = (
+      await otherWithPermissionId(c, { permissionId: bytesIn(permissionId, 'permissionId'), id: t.id })
+    ).rows;
     if (other) {
       throw new StoreConstraintError('PermissionReused', 'this permissionId has been seen before', {
         permissionId: hex(permissionId),
@@ -248,16 +283,7 @@ async function checkPermissionId(c: Conn, t: TransferRecord): Promise<void> {
 
 async function checkOpen(c: Conn, t: TransferRecord): Promise<void> {
   if (!isOpenTransfer(t)) return;
-  const open = await c.run((db) =>
-    db
-      .selectFrom('transfers')
-      .select('id')
-      .where('eid', '=', t.eid)
-      .where('direction', '=', t.direction)
-      .where('state', 'in', OPEN_STATES[t.direction])
-      .where('id', '<>', t.id)
-      .executeTakeFirst(),
-  );
+  const [open] = (await otherOpen[t.direction]<{ id: string }>(c, { eid: t.eid, id: t.id })).rows;
   if (open) {
     throw t.direction === 'outgoing'
       ? new StoreConstraintError('TransferPending', `chip ${t.eid} already has a transfer in progress`, {
@@ -274,9 +300,7 @@ async function checkOpen(c: Conn, t: TransferRecord): Promise<void> {
 const hintOf = (t: TransferRecord) => ({ eid: t.eid, direction: t.direction, id: `transfer id ${t.id}` });
 
 export async function getTransfer(c: Conn, id: string): Promise<TransferRecord | undefined> {
-  const row = await c.run((db) =>
-    db.selectFrom('transfers').selectAll().where('id', '=', id).executeTakeFirst(),
-  );
+  const [row] = (await rowById<TransferRow>(c, { id })).rows;
   return row && transferOf(row);
 }
 
@@ -284,13 +308,9 @@ export async function findTransferByPermissionId(
   c: Conn,
   permissionId: Uint8Array,
 ): Promise<TransferRecord | undefined> {
-  const row = await c.run((db) =>
-    db
-      .selectFrom('transfers')
-      .selectAll()
-      .where('permission_id', '=', bytesIn(permissionId, 'permissionId'))
-      .executeTakeFirst(),
-  );
+  const [row] = (
+    await rowByPermissionId<TransferRow>(c, { permissionId: bytesIn(permissionId, 'permissionId') })
+  ).rows;
   return row && transferOf(row);
 }
 
@@ -330,13 +350,10 @@ export async function countTransfers(
 }
 
 export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> {
-  const exists = await c.run((db) =>
-    db.selectFrom('transfers').select('id').where('id', '=', t.id).executeTakeFirst(),
-  );
+  const [exists] = (await idExists(c, { id: t.id })).rows;
   if (exists) throw new StoreConstraintError('InvalidInput', `transfer id ${t.id} exists`);
   await check(c, t);
-  const values = transferValues(t);
-  await c.run((db) => db.insertInto('transfers').values(values).execute(), hintOf(t));
+  await insertRow(c, transferValues(t), hintOf(t));
 }
 
 /**
@@ -345,9 +362,7 @@ export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> 
  * it stands already satisfied both).
  */
 export async function saveTransfer(c: Conn, t: TransferRecord): Promise<void> {
-  const existing = await c.run((db) =>
-    db.selectFrom('transfers').selectAll().where('id', '=', t.id).executeTakeFirst(),
-  );
+  const [existing] = (await rowById<TransferRow>(c, { id: t.id })).rows;
   if (!existing) throw new StoreConstraintError('UnknownTransfer', `no transfer ${t.id}`);
   if (existing.direction !== t.direction || existing.eid !== t.eid) {
     throw new StoreConstraintError('InvalidInput', 'a transfer keeps its direction and EID');
@@ -357,5 +372,5 @@ export async function saveTransfer(c: Conn, t: TransferRecord): Promise<void> {
   if (Object.keys(changed).length === 0) return;
   if ('permission_id' in changed) await checkPermissionId(c, t);
   if (!(OPEN_STATES[t.direction] as readonly string[]).includes(existing.state)) await checkOpen(c, t);
-  await c.run((db) => db.updateTable('transfers').set(changed).where('id', '=', t.id).execute(), hintOf(t));
+  await updateRow(c, { ...changed, id: t.id }, hintOf(t));
 }
