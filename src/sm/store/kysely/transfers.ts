@@ -236,26 +236,17 @@ const idExists = prepared((db, p: { id: string }) =>
 const otherWithPermissionId = prepared((db, p: { permissionId: Buffer; id: string }) =>
   db.selectFrom('transfers').select('id').where('permission_id', '=', p.permissionId).where('id', '<>', p.id),
 );
-const otherOpen = {
-  outgoing: prepared((db, p: { eid: string; id: string }) =>
+const otherOpenIn = (direction: 'outgoing' | 'incoming') =>
+  prepared((db, p: { eid: string; id: string }) =>
     db
       .selectFrom('transfers')
       .select('id')
       .where('eid', '=', p.eid)
-      .where('direction', '=', 'outgoing')
-      .where('state', 'in', OPEN_STATES.outgoing)
+      .where('direction', '=', direction)
+      .where('state', 'in', OPEN_STATES[direction])
       .where('id', '<>', p.id),
-  ),
-  incoming: prepared((db, p: { eid: string; id: string }) =>
-    db
-      .selectFrom('transfers')
-      .select('id')
-      .where('eid', '=', p.eid)
-      .where('direction', '=', 'incoming')
-      .where('state', 'in', OPEN_STATES.incoming)
-      .where('id', '<>', p.id),
-  ),
-};
+  );
+const otherOpen = { outgoing: otherOpenIn('outgoing'), incoming: otherOpenIn('incoming') };
 const insertRow = prepared((db, v: TransferValues) => db.insertInto('transfers').values(v));
 const updateRow = prepared((db, p: Partial<TransferValues> & { id: string }) => {
   const { id, ...set } = p;
