@@ -3,7 +3,7 @@
  * the certificates it holds (parsed once and cached), and the signed ChipResult it answers
  * with (PROTOCOL.md §5.6).
  */
-import { createPrivateKey, createPublicKey, type KeyObject, randomBytes } from 'node:crypto';
+import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
 import { encodeChipResult, encodeChipResultData, type Outcome } from '../protocol/asn1/results.ts';
 import { CURVE_OID, type Curve, curveFromOid, EC_PUBLIC_KEY_OID } from '../protocol/crypto/curves.ts';
 import { ecdsaSign } from '../protocol/crypto/ecdsa.ts';
@@ -12,6 +12,7 @@ import {
   type EcKeyPair,
   generateKeyPair,
   loadPrivateKeyPem,
+  publicKeyFromSpki,
   publicPointOf,
 } from '../protocol/crypto/keys.ts';
 import { keySigner, type Signer } from '../protocol/crypto/signer.ts';
@@ -160,9 +161,7 @@ export function storedCertificate(b64: string): Certificate {
 
 /** The public key of a certificate the chip stores (its assigned or pending SM). */
 export function certificateKey(b64: string): KeyObject {
-  return cached(certKeys, b64, () =>
-    createPublicKey({ key: Buffer.from(storedCertificate(b64).spki), format: 'der', type: 'spki' }),
-  );
+  return cached(certKeys, b64, () => publicKeyFromSpki(storedCertificate(b64).spki));
 }
 
 export function trustedCis(state: ChipState): Certificate[] {
