@@ -160,6 +160,8 @@ export class ChipFarm {
     db.pragma(`synchronous = ${o.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`);
     db.pragma(`cache_size = ${-(o.cacheKiB ?? 16384)}`);
     db.pragma('busy_timeout = 5000');
+    // Statement journals and savepoints in memory, not in temporary files (as the SM store).
+    db.pragma('temp_store = MEMORY');
     const meta = new Map(
       (db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]).map((r) => [
         r.key,

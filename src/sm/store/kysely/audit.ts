@@ -1,5 +1,5 @@
 /** The append-only, hash-chained audit log (audit-chain.ts computes the chain, as for memory). */
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { chainAuditEntry } from '../../audit-chain.ts';
 import type { AuditEntry, AuditFilter, AuditInput, AuditValue } from '../types.ts';
 import { detailsIn, intOut, jsonOut, timeIn, timeOut } from './codec.ts';
@@ -39,7 +39,7 @@ function entryOf(row: AuditRow): AuditEntry {
 type AuditValues = Values<AuditTable>;
 
 const lastAudit = prepared((db, _: Record<string, never>) =>
-  db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1),
+  db.selectFrom('audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(sql.lit(1)),
 );
 const insertAudit = prepared((db, v: AuditValues) => db.insertInto('audit').values(v));
 
