@@ -63,6 +63,15 @@ export function spawnHandover(
     waitFor<T>(match: (v: Record<string, unknown>) => boolean, timeoutMs: number): Promise<T> {
       const early = seen.find(match);
       if (early) return Promise.resolve(early as T);
+      if (p.exitCode !== null || p.signalCode !== null) {
+        // Exited before this wait began: its 'exit' event has been and gone.
+        return Promise.reject(
+          new HandoverError(
+            'DemoChildExited',
+            `${name} exited with ${p.signalCode ?? `code ${p.exitCode}`}:\n${tail.join('\n')}`,
+          ),
+        );
+      }
       return new Promise<T>((resolve, reject) => {
         const timer = setTimeout(
           () =>
