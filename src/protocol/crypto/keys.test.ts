@@ -1,7 +1,6 @@
 /**
- * keys.ts builds and reads P-256 keys through JWK (faster in OpenSSL 3) and brainpool keys
- * through DER. Both must give the same points and keys as the DER forms, which are checked here
- * against node's own SPKI export and against @noble/curves as an independent oracle.
+ * keys.ts builds and reads keys through DER (SPKI, PKCS#8): the points and keys must agree with
+ * node's own SPKI export and, for P-256, with @noble/curves as an independent oracle.
  */
 import assert from 'node:assert/strict';
 import { type createPublicKey, generateKeyPairSync } from 'node:crypto';

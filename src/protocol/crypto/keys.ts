@@ -2,14 +2,15 @@
  * EC keys as node:crypto KeyObjects, built from and exported to the raw forms the protocol
  * carries (uncompressed points 04||X||Y, 32-byte scalars). Node's JWK has no brainpool, so the
  * SPKI and PKCS#8 DER are built here.
+ *
+ * Not JWK for P-256 either, although OpenSSL 3 builds (80 against 180 µs) and exports (5 against
+ * 170 µs) a P-256 key faster that way: on Node 20.20.2 / OpenSSL 3.0.19, `export({ format: 'jwk' })`
+ * of a freshly generated P-256 key at some point does not return: a plain loop of
+ * generateKeyPairSync and that export, no project code involved, did not reach 10,000 keys in
+ * 40 s, where the loop without the export makes 100,000 in 5 s. With it, two of six runs of the
+ * crypto benchmark hung (their process asleep), none of six without.
  */
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type JsonWebKey,
-  type KeyObject,
-} from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { children, readOid, readSingle } from '../der/reader.ts';
 import { sameTag, U } from '../der/tag.ts';
 import { bitString, integer, octets, oid, sequence } from '../der/writer.ts';
@@ -61,10 +62,7 @@ export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
   if (cached) return cached;
   let key: KeyObject;
   try {
-    key =
-      curve === 'p256'
-        ? createPublicKey({ key: p256Jwk(point), format: 'jwk' })
-        : createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
+    key = createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
   } catch {
     throw new CryptoError('InvalidPoint', `public key is not a point on ${curve}`);
   }
@@ -111,37 +109,9 @@ export function privateKeyFromScalar(curve: Curve, scalar: Uint8Array): KeyObjec
   }
 }
 
-/**
- * A P-256 point as a JWK. OpenSSL 3 builds a key from a JWK's coordinates about twice as fast as
- * it decodes the same key from SPKI DER (80 against 180 µs here), and exports one about 30 times
- * faster (5 against 170 µs); both checked the point is on the curve. Node's JWK has no
- * brainpool, which keeps the DER forms.
- */
-function p256Jwk(point: Uint8Array): JsonWebKey {
-  const b64 = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
-  return {
-    kty: 'EC',
-    crv: 'P-256',
-    x: b64(point.subarray(1, 33)),
-    y: b64(point.subarray(33, 65)),
-  };
-}
-
 /** Reads the curve and the uncompressed point of an EC public (or private) key. */
 export function publicPointOf(key: KeyObject): Uint8Array {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
-  if (pub.asymmetricKeyDetails?.namedCurve === 'prime256v1') {
-    const { x, y } = pub.export({ format: 'jwk' });
-    const point = new Uint8Array(65);
-    point[0] = 0x04;
-    // JWK coordinates are the field size exactly (RFC 7518 §6.2.1.2); right-aligned regardless.
-    const xs = Buffer.from(x ?? '', 'base64url');
-    const ys = Buffer.from(y ?? '', 'base64url');
-    if (xs.length > 32 || ys.length > 32) throw new CryptoError('InvalidKey', 'bad P-256 public key');
-    point.set(xs, 33 - xs.length);
-    point.set(ys, 65 - ys.length);
-    return point;
-  }
   const spki = new Uint8Array(pub.export({ format: 'der', type: 'spki' }));
   const parts = children(readSingle(spki, 'SubjectPublicKeyInfo'), 'SubjectPublicKeyInfo');
   const bits = parts[1];
