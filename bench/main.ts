@@ -21,6 +21,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
       --order-concurrency N at a time (default 16).
       --concurrency N: chips the device agent serves at once (default 64).
       --heap-mb N caps each child process's V8 heap (node --max-old-space-size=N).
+      --cpu-prof DIR writes a V8 CPU profile of each child; \`npm run bench:profile -- DIR\` sums them.
       --store postgres uses DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
   npm run bench [-- --seconds N]
       Crypto micro-benchmark: ECDSA sign/verify, key generation and ECDH per second, both curves.
