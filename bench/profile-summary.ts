@@ -33,13 +33,7 @@ const CATEGORIES: ReadonlyArray<readonly [string, (f: CallFrame) => boolean]> = 
   ['postgres', (f) => /node_modules\/(pg|pg-protocol|pg-pool)\//.test(f.url)],
   ['kysely', (f) => f.url.includes('node_modules/kysely')],
   ['fastify', (f) => /node_modules\/(fastify|@fastify|find-my-way|light-my-request|avvio)/.test(f.url)],
-  [
-    'crypto',
-    (f) =>
-      f.url.includes('@noble') ||
-      f.url === 'node:internal/crypto/sig' ||
-      f.url.startsWith('node:internal/crypto'),
-  ],
+  ['crypto', (f) => f.url.includes('@noble') || f.url.startsWith('node:internal/crypto')],
   [
     'http/tls/net',
     (f) =>
@@ -62,6 +56,11 @@ const CATEGORIES: ReadonlyArray<readonly [string, (f: CallFrame) => boolean]> = 
 function category(f: CallFrame): string {
   for (const [name, test] of CATEGORIES) if (test(f)) return name;
   return 'other';
+}
+
+/** A frame as `function file:line`, the key the summaries count by. */
+function frameKey(f: CallFrame): string {
+  return `${f.functionName || '(anonymous)'} ${shortUrl(f.url)}:${f.lineNumber + 1}`;
 }
 
 function shortUrl(url: string): string {
@@ -106,14 +105,13 @@ function summarise(name: string, files: string[], top: number): Summary {
       }
       busy += us;
       byCategory.set(cat, (byCategory.get(cat) ?? 0) + us);
-      const f = node.callFrame;
-      const key = `${f.functionName || '(anonymous)'} ${shortUrl(f.url)}:${f.lineNumber + 1}`;
+      const key = frameKey(node.callFrame);
       byFrame.set(key, (byFrame.get(key) ?? 0) + us);
       const seen = new Set<string>();
       for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
         const cf = nodes.get(at)?.callFrame;
         if (cf === undefined || !cf.url.includes('/src/')) continue;
-        const k = `${cf.functionName || '(anonymous)'} ${shortUrl(cf.url)}:${cf.lineNumber + 1}`;
+        const k = frameKey(cf);
         if (seen.has(k)) continue;
         seen.add(k);
         inclusive.set(k, (inclusive.get(k) ?? 0) + us);
@@ -147,6 +145,12 @@ function profilesUnder(dir: string): string[] {
     .filter((f) => f.endsWith('.cpuprofile'))
     .map((f) => join(dir, f));
 }
+
+// Piped into `head` and the like: stop quietly when the reader has gone.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 const args = process.argv.slice(2);
 if (args.length === 0 || args.includes('--help') || args.includes('-h')) {

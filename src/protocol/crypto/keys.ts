@@ -8,7 +8,7 @@
  * of a freshly generated P-256 key at some point does not return: a plain loop of
  * generateKeyPairSync and that export, no project code involved, did not reach 10,000 keys in
  * 40 s, where the loop without the export makes 100,000 in 5 s. With it, two of six runs of the
- * crypto benchmark hung (their process asleep), none of six without.
+ * crypto benchmark hung (one hung process looked at was asleep), none of six without.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { children, readOid, readSingle } from '../der/reader.ts';

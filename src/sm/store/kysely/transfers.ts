@@ -219,10 +219,6 @@ export const OPEN_TRANSFER_STATES: readonly string[] = [
   ...new Set<string>([...OPEN_STATES.outgoing, ...OPEN_STATES.incoming]),
 ];
 
-/**
- * The refusals the memory store gives, with the same details (the database re-checks them): a
- * permissionId another transfer holds, and a second open transfer of one chip and direction.
- */
 // The statements every transfer runs, built once (prepared.ts).
 const rowById = prepared((db, p: { id: string }) =>
   db.selectFrom('transfers').selectAll().where('id', '=', p.id),
@@ -253,6 +249,10 @@ const updateRow = prepared((db, p: Partial<TransferValues> & { id: string }) => 
   return db.updateTable('transfers').set(set).where('id', '=', id);
 });
 
+/**
+ * The refusals the memory store gives, with the same details (the database re-checks them): a
+ * permissionId another transfer holds, and a second open transfer of one chip and direction.
+ */
 async function check(c: Conn, t: TransferRecord): Promise<void> {
   await checkPermissionId(c, t);
   await checkOpen(c, t);
