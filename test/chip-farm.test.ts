@@ -13,7 +13,7 @@ import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
-import { chipSigner, loadStatePrivateKey } from '../src/chip/command-context.ts';
+import { chipSigner } from '../src/chip/command-context.ts';
 import { connectFarm } from '../src/chip/farm/farm-link.ts';
 import { farmRequest, SW_EID_NOT_FOUND, serveFarm } from '../src/chip/farm/farm-server.ts';
 import { LruMap } from '../src/chip/farm/lru.ts';
@@ -29,7 +29,9 @@ import { FrameReader, frame } from '../src/chip/tcp-server.ts';
 import { sendCommand } from '../src/device/apdu-client.ts';
 import { decodeChipInfo, encodeGetChipInfo } from '../src/protocol/asn1/info.ts';
 import type { Curve } from '../src/protocol/crypto/curves.ts';
-import { ecdsaSign, ecdsaVerify } from '../src/protocol/crypto/ecdsa.ts';
+import { ecdsaVerify } from '../src/protocol/crypto/ecdsa.ts';
+import { privateKeyFromScalar } from '../src/protocol/crypto/keys.ts';
+import { oneTimeKeyFromPem } from '../src/protocol/crypto/one-time-key.ts';
 import { parseCertificate } from '../src/protocol/pki/certificate.ts';
 import { createDevPki, type DevPki } from '../src/protocol/pki/dev-pki.ts';
 
@@ -365,7 +367,7 @@ test('handover chip farm --create serves the chips and stops on SIGTERM', async 
   assert.equal(readFileSync(join(dir, 'eids.txt'), 'utf8').trim().split('\n').length, 20);
 });
 
-test('chipSigner loads PKCS#8 keys through SEC1 (fast) and other PEM through the general loader', async (t) => {
+test('chipSigner loads PKCS#8 keys the fast way (JWK or SEC1) and other PEM through the general loader', async (t) => {
   const dir = tempDir(t);
   for (const curve of ['p256', 'brainpoolP256r1'] as Curve[]) {
     const farm = await createFarm({
@@ -388,12 +390,17 @@ test('chipSigner loads PKCS#8 keys through SEC1 (fast) and other PEM through the
       const other = chipSigner({ ...state, chipPrivateKey: sec1 });
       assert.ok(ecdsaVerify(publicKey, data, other.sign(data)));
       assert.deepEqual(other.publicPoint, cert.publicPoint);
-      for (const pem of [state.chipPrivateKey, sec1]) {
-        const key = loadStatePrivateKey(pem);
-        assert.ok(ecdsaVerify(publicKey, data, ecdsaSign(key, data)));
-      }
+      // PKCS#8 without the optional public key (the fast path then builds SEC1, also for P-256).
+      const scalar = oneTimeKeyFromPem(state.chipPrivateKey).scalar;
+      const bare = privateKeyFromScalar(curve, scalar).export({ format: 'pem', type: 'pkcs8' }).toString();
+      const third = chipSigner({ ...state, chipPrivateKey: bare });
+      assert.ok(ecdsaVerify(publicKey, data, third.sign(data)));
+      assert.deepEqual(third.publicPoint, cert.publicPoint);
       assert.throws(() =>
-        loadStatePrivateKey('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n'),
+        chipSigner({
+          ...state,
+          chipPrivateKey: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n',
+        }),
       );
     }
     farm.close();

@@ -12,7 +12,7 @@ import {
 import { decodeTransferPermissionMessage } from '../protocol/asn1/permission.ts';
 import type { Outcome } from '../protocol/asn1/results.ts';
 import { ecdsaVerify } from '../protocol/crypto/ecdsa.ts';
-import { publicKeyFromPoint } from '../protocol/crypto/keys.ts';
+import { oneTimeKeyFromPem } from '../protocol/crypto/one-time-key.ts';
 import { CryptoError, MalformedMessage } from '../protocol/errors.ts';
 import { computeReceipt, establishKeys, type HandoverKeys } from '../protocol/handover-keys.ts';
 import {
@@ -20,7 +20,6 @@ import {
   certificateKey,
   chipSigner,
   type Handled,
-  loadStatePrivateKey,
   refuse,
   without,
 } from './command-context.ts';
@@ -59,10 +58,10 @@ export function executeHandover(ctx: CommandContext): Handled {
   }
 
   let keys: HandoverKeys;
+  // otSK.chip is read for this one use, never cached, and its scalar wiped after.
+  const otSkChip = oneTimeKeyFromPem(pending.otSkChip);
   try {
-    const otPkSm = publicKeyFromPoint(state.curve, data.otPkSm);
-    // otSK.chip is loaded for this one use and never cached.
-    keys = establishKeys(loadStatePrivateKey(pending.otSkChip), otPkSm, {
+    keys = establishKeys(otSkChip, data.otPkSm, {
       permissionId: data.permissionId,
       eid: state.eid,
       previousSmId: state.assignment.smId,
@@ -73,6 +72,8 @@ export function executeHandover(ctx: CommandContext): Handled {
     // otPK.SM is not a point on the chip's curve.
     if (e instanceof CryptoError) return no('malformed');
     throw e;
+  } finally {
+    otSkChip.scalar.fill(0);
   }
   const receipt = computeReceipt(keys.receiptKey, handover.dataRaw);
   keys.receiptKey.fill(0);

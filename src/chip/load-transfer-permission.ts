@@ -6,7 +6,7 @@ import { decodeTransferPermissionMessage } from '../protocol/asn1/permission.ts'
 import { encodeTransferRequest, encodeTransferRequestData } from '../protocol/asn1/request.ts';
 import type { Outcome } from '../protocol/asn1/results.ts';
 import { ecdsaVerify } from '../protocol/crypto/ecdsa.ts';
-import { privateKeyToPem } from '../protocol/crypto/keys.ts';
+import { oneTimeKeyToPem } from '../protocol/crypto/one-time-key.ts';
 import { CryptoError, MalformedMessage } from '../protocol/errors.ts';
 import {
   bytesEqual,
@@ -64,7 +64,7 @@ export function loadTransferPermission(ctx: CommandContext): Handled {
   if (certificateProblem) return no(certificateProblem);
   if (state.pending) return no('pendingExists');
 
-  const ot = env.generateKeyPair(state.curve);
+  const ot = env.generateOneTimeKey(state.curve);
   const chipChallenge = env.randomBytes(CHIP_CHALLENGE_SIZE);
   const dataRaw = encodeTransferRequestData({
     permission,
@@ -87,7 +87,7 @@ export function loadTransferPermission(ctx: CommandContext): Handled {
       newSmCertificate: toB64(newSmCertificate),
       counterValue: data.counterValue,
       chipChallenge: toHex(chipChallenge),
-      otSkChip: privateKeyToPem(ot.privateKey),
+      otSkChip: oneTimeKeyToPem(ot),
       transferRequest: toB64(transferRequest),
     },
   };

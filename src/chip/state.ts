@@ -7,6 +7,7 @@ import { createPublicKey } from 'node:crypto';
 import { COUNTER_MAX } from '../protocol/asn1/permission.ts';
 import { CURVES, type Curve } from '../protocol/crypto/curves.ts';
 import { curveOfKey, loadPrivateKeyPem, publicPointOf } from '../protocol/crypto/keys.ts';
+import { oneTimeKeyFromPem } from '../protocol/crypto/one-time-key.ts';
 import { eidChecksumValid } from '../protocol/eid.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import { bytesEqual, parseCertificate } from '../protocol/pki/certificate.ts';
@@ -196,6 +197,20 @@ function privateKeyPem(o: Json, key: string, field: string, curve: Curve): strin
   return v;
 }
 
+/** otSK.chip: PKCS#8 PEM with the scalar on the chip's curve, as the chip writes it (one-time-key.ts). */
+function oneTimeKeyPem(o: Json, key: string, field: string, curve: Curve): string {
+  const v = str(o, key, field);
+  let k: ReturnType<typeof oneTimeKeyFromPem>;
+  try {
+    k = oneTimeKeyFromPem(v);
+  } catch {
+    return fail(`${field}.${key}`, 'is not an EC private key in PKCS#8 PEM with a named curve');
+  }
+  k.scalar.fill(0);
+  if (k.curve !== curve) fail(`${field}.${key}`, `is not on the chip's curve ${curve}`);
+  return v;
+}
+
 function smId(o: Json, key: string, field: string): string {
   const v = str(o, key, field);
   const problem = smIdProblem(v);
@@ -289,7 +304,7 @@ export function validateChipState(value: unknown): ChipState {
       newSmCertificate: certificate(p, 'newSmCertificate', 'pending'),
       counterValue: int(p, 'counterValue', 'pending', 1, COUNTER_MAX),
       chipChallenge: hex(p, 'chipChallenge', 'pending', 16),
-      otSkChip: privateKeyPem(p, 'otSkChip', 'pending', curve),
+      otSkChip: oneTimeKeyPem(p, 'otSkChip', 'pending', curve),
       transferRequest: b64(p, 'transferRequest', 'pending'),
     };
   }

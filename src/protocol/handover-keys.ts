@@ -3,10 +3,10 @@
  * ShS = ECDH x-coordinate; KeyData = X9.63-KDF(ShS, DER(KeyDerivationInfo), 64) =
  * receiptKey ‖ S-ENC ‖ S-MAC ‖ initialMCV; receipt = AES-CMAC(receiptKey, DER(HandoverCommandData)).
  */
-import type { KeyObject } from 'node:crypto';
 import { encodeKeyDerivationInfo, type KeyDerivationInfo } from './asn1/handover.ts';
 import { aesCmac, aesCmacVerify } from './crypto/cmac.ts';
-import { ecdh } from './crypto/ecdh.ts';
+import type { Curve } from './crypto/curves.ts';
+import { oneTimeSharedSecret } from './crypto/one-time-key.ts';
 import { x963Kdf } from './crypto/x963-kdf.ts';
 
 export interface HandoverKeys {
@@ -37,13 +37,16 @@ export function deriveHandoverKeys(sharedSecret: Uint8Array, info: KeyDerivation
   return keys;
 }
 
-/** ECDH then KDF; the shared secret is wiped before returning. */
+/**
+ * ECDH of our one-time scalar with the peer's one-time point, then KDF; the shared secret is
+ * wiped before returning. A peer point not on the curve is a CryptoError InvalidPoint.
+ */
 export function establishKeys(
-  privateKey: KeyObject,
-  peerPublicKey: KeyObject,
+  own: { readonly curve: Curve; readonly scalar: Uint8Array },
+  peerPoint: Uint8Array,
   info: KeyDerivationInfo,
 ): HandoverKeys {
-  const shs = ecdh(privateKey, peerPublicKey);
+  const shs = oneTimeSharedSecret(own.curve, own.scalar, peerPoint);
   try {
     return deriveHandoverKeys(shs, info);
   } finally {

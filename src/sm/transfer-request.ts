@@ -10,7 +10,8 @@ import {
 } from '../protocol/asn1/handover.ts';
 import { decodeTransferRequest, type TransferRequest } from '../protocol/asn1/request.ts';
 import { ecdsaVerify } from '../protocol/crypto/ecdsa.ts';
-import { generateKeyPair, publicKeyFromPoint } from '../protocol/crypto/keys.ts';
+import { generateOneTimeKey } from '../protocol/crypto/one-time-key.ts';
+import { CryptoError } from '../protocol/errors.ts';
 import { establishKeys } from '../protocol/handover-keys.ts';
 import { bytesEqual } from '../protocol/pki/certificate.ts';
 import { type ChipIdentity, validateChipChain, verifyChipSignature } from './chip-identity.ts';
@@ -126,21 +127,24 @@ export async function postTransferRequest(ctx: SmContext, bytes: Uint8Array): Pr
         );
       }
     }
-    let otPkChip: ReturnType<typeof publicKeyFromPoint>;
+    const ot = generateOneTimeKey(chip.curve);
+    let keys: ReturnType<typeof establishKeys>;
     try {
-      otPkChip = publicKeyFromPoint(chip.curve, request.data.otPkChip);
-    } catch {
-      throw new SmError('InvalidOneTimeKey', `otPkChip is not a point on the chip's curve (${chip.curve})`);
+      keys = establishKeys(ot, request.data.otPkChip, {
+        permissionId: pd.permissionId,
+        eid: pd.eid,
+        previousSmId: pd.currentSmId,
+        newSmId: ctx.smId,
+        keysetVersion: KEYSET_VERSION,
+      });
+    } catch (e) {
+      if (e instanceof CryptoError) {
+        throw new SmError('InvalidOneTimeKey', `otPkChip is not a point on the chip's curve (${chip.curve})`);
+      }
+      throw e;
+    } finally {
+      ot.scalar.fill(0);
     }
-
-    const ot = generateKeyPair(chip.curve);
-    const keys = establishKeys(ot.privateKey, otPkChip, {
-      permissionId: pd.permissionId,
-      eid: pd.eid,
-      previousSmId: pd.currentSmId,
-      newSmId: ctx.smId,
-      keysetVersion: KEYSET_VERSION,
-    });
     const data: HandoverCommandData = {
       permissionId: pd.permissionId,
       eid: pd.eid,

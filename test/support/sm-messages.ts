@@ -17,10 +17,11 @@ import {
 } from '../../src/protocol/asn1/profile.ts';
 import { decodeTransferRequest } from '../../src/protocol/asn1/request.ts';
 import { encodeCancelPermission, encodeCancelPermissionData } from '../../src/protocol/asn1/results.ts';
+import { ecdh } from '../../src/protocol/crypto/ecdh.ts';
 import { ecdsaSign } from '../../src/protocol/crypto/ecdsa.ts';
 import { generateKeyPair, publicKeyFromPoint } from '../../src/protocol/crypto/keys.ts';
 import { readSingle } from '../../src/protocol/der/reader.ts';
-import { establishKeys, type HandoverKeys } from '../../src/protocol/handover-keys.ts';
+import { deriveHandoverKeys, type HandoverKeys } from '../../src/protocol/handover-keys.ts';
 import { type Certificate, parseCertificate } from '../../src/protocol/pki/certificate.ts';
 import type { DevPki } from '../../src/protocol/pki/dev-pki.ts';
 
@@ -124,7 +125,7 @@ export function answerTransferRequest(
   if (!chipCurve) throw new Error('the chip certificate is not on a supported curve');
   const ot = generateKeyPair(chipCurve);
   const keysetVersion = o.keysetVersion ?? 1;
-  const keys = establishKeys(ot.privateKey, publicKeyFromPoint(chipCurve, otPkChip), {
+  const keys = deriveHandoverKeys(ecdh(ot.privateKey, publicKeyFromPoint(chipCurve, otPkChip)), {
     permissionId: permission.data.permissionId,
     eid: permission.data.eid,
     previousSmId: permission.data.currentSmId,

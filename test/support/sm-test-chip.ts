@@ -19,10 +19,11 @@ import {
 } from '../../src/protocol/asn1/permission.ts';
 import { encodeTransferRequest, encodeTransferRequestData } from '../../src/protocol/asn1/request.ts';
 import { encodeChipResult, encodeChipResultData, type Outcome } from '../../src/protocol/asn1/results.ts';
+import { ecdh } from '../../src/protocol/crypto/ecdh.ts';
 import { ecdsaSign } from '../../src/protocol/crypto/ecdsa.ts';
 import { curveOfKey, generateKeyPair, publicKeyFromPoint } from '../../src/protocol/crypto/keys.ts';
 import { readSingle } from '../../src/protocol/der/reader.ts';
-import { computeReceipt, establishKeys } from '../../src/protocol/handover-keys.ts';
+import { computeReceipt, deriveHandoverKeys } from '../../src/protocol/handover-keys.ts';
 import { issueChip } from '../../src/protocol/pki/issue.ts';
 import type { SmWorld } from './sm-world.ts';
 
@@ -106,13 +107,16 @@ export function handoverResult(
 ): Uint8Array {
   const cmd = decodeHandoverCommand(command);
   const pd = decodeTransferPermissionMessage(pending.permissionMessage).permission.data;
-  const keys = establishKeys(pending.otPrivate, publicKeyFromPoint(curveOfKey(chip.key), cmd.data.otPkSm), {
-    permissionId: pd.permissionId,
-    eid: pd.eid,
-    previousSmId: pd.currentSmId,
-    newSmId: pd.newSmId,
-    keysetVersion: cmd.data.keysetVersion,
-  });
+  const keys = deriveHandoverKeys(
+    ecdh(pending.otPrivate, publicKeyFromPoint(curveOfKey(chip.key), cmd.data.otPkSm)),
+    {
+      permissionId: pd.permissionId,
+      eid: pd.eid,
+      previousSmId: pd.currentSmId,
+      newSmId: pd.newSmId,
+      keysetVersion: cmd.data.keysetVersion,
+    },
+  );
   const dataRaw = encodeHandoverResultData({
     permissionId: pd.permissionId,
     eid: pd.eid,

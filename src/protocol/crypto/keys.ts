@@ -3,14 +3,21 @@
  * carries (uncompressed points 04||X||Y, 32-byte scalars). Node's JWK has no brainpool, so the
  * SPKI and PKCS#8 DER are built here.
  *
- * Not JWK for P-256 either, although OpenSSL 3 builds (80 against 180 µs) and exports (5 against
- * 170 µs) a P-256 key faster that way: on Node 20.20.2 / OpenSSL 3.0.19, `export({ format: 'jwk' })`
- * of a freshly generated P-256 key at some point does not return: a plain loop of
- * generateKeyPairSync and that export, no project code involved, did not reach 10,000 keys in
- * 40 s, where the loop without the export makes 100,000 in 5 s. With it, two of six runs of the
- * crypto benchmark hung (one hung process looked at was asleep), none of six without.
+ * P-256 public keys are built from JWK, which OpenSSL 3 does faster than from SPKI DER (106
+ * against 163 µs each, measured here; 200,000 imports in a loop all returned). Keys are never
+ * exported as JWK: on Node 20.20.2 / OpenSSL 3.0.19, `export({ format: 'jwk' })` of a freshly
+ * generated P-256 key at some point does not return: a plain loop of generateKeyPairSync and that
+ * export, no project code involved, did not reach 10,000 keys in 40 s, where the loop without the
+ * export makes 100,000 in 5 s. With it, two of six runs of the crypto benchmark hung (one hung
+ * process looked at was asleep), none of six without.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type JsonWebKey,
+  type KeyObject,
+} from 'node:crypto';
 import { children, readOid, readSingle } from '../der/reader.ts';
 import { sameTag, U } from '../der/tag.ts';
 import { bitString, integer, octets, oid, sequence } from '../der/writer.ts';
@@ -44,7 +51,6 @@ export function spkiDer(curve: Curve, point: Uint8Array): Uint8Array {
   return sequence(sequence(oid(EC_PUBLIC_KEY_OID), oid(CURVE_OID[curve])), bitString(point));
 }
 
-/** A public key from an uncompressed point; the point must lie on the curve. */
 /**
  * Public KeyObjects by curve and point, at most KEY_CACHE_SIZE (the oldest dropped first): the
  * same keys (CI, EUM, peer SMs) come back for every message, and building a KeyObject cost more
@@ -53,6 +59,7 @@ export function spkiDer(curve: Curve, point: Uint8Array): Uint8Array {
 const KEY_CACHE_SIZE = 1024;
 const keyCache = new Map<string, KeyObject>();
 
+/** A public key from an uncompressed point; the point must lie on the curve (OpenSSL checks it). */
 export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
   if (point.length !== 65 || point[0] !== 0x04) {
     throw new CryptoError('InvalidPoint', 'public key must be an uncompressed point (65 bytes, 04||X||Y)');
@@ -62,13 +69,28 @@ export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
   if (cached) return cached;
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
+    key =
+      curve === 'p256'
+        ? createPublicKey({ key: p256Jwk(point), format: 'jwk' })
+        : createPublicKey({ key: Buffer.from(spkiDer(curve, point)), format: 'der', type: 'spki' });
   } catch {
     throw new CryptoError('InvalidPoint', `public key is not a point on ${curve}`);
   }
   if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
   keyCache.set(id, key);
   return key;
+}
+
+/** The JWK of a P-256 point (65 bytes, checked by the caller), plus `d` for a private key. */
+export function p256Jwk(point: Uint8Array, scalar?: Uint8Array): JsonWebKey {
+  const b64u = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+  return {
+    kty: 'EC',
+    crv: 'P-256',
+    x: b64u(point.subarray(1, 33)),
+    y: b64u(point.subarray(33, 65)),
+    ...(scalar && { d: b64u(scalar) }),
+  };
 }
 
 /**
