@@ -3,7 +3,7 @@ import { type Kysely, sql } from 'kysely';
 import { chainAuditEntry } from '../../audit-chain.ts';
 import type { AuditEntry, AuditFilter, AuditInput, AuditValue } from '../types.ts';
 import { detailsIn, intOut, jsonOut, timeIn, timeOut } from './codec.ts';
-import type { Conn } from './conn.ts';
+import type { AuditHead, Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
 import type { Values } from './rows.ts';
 import type { AuditTable, Database } from './schema.ts';
@@ -43,10 +43,15 @@ const lastAudit = prepared((db, _: Record<string, never>) =>
 );
 const insertAudit = prepared((db, v: AuditValues) => db.insertInto('audit').values(v));
 
-export async function appendAudit(c: Conn, input: AuditInput): Promise<AuditEntry> {
-  // The chain needs only the last entry's seq and hash.
+/** The last entry's seq and hash, or undefined when the log is empty. */
+async function readHead(c: Conn): Promise<AuditHead | undefined> {
   const [last] = (await lastAudit<Pick<AuditRow, 'seq' | 'hash'>>(c, {})).rows;
-  const entry = chainAuditEntry(last && { seq: intOut(last.seq), hash: last.hash }, input);
+  return last && { seq: intOut(last.seq), hash: last.hash };
+}
+
+export async function appendAudit(c: Conn, input: AuditInput): Promise<AuditEntry> {
+  // The chain needs only the last entry's seq and hash: on SQLite read once per group (conn.ts).
+  const entry = chainAuditEntry(c.memo?.auditHead ?? (await readHead(c)), input);
   await insertAudit(c, {
     seq: entry.seq,
     at: timeIn(entry.at, 'at'),
@@ -59,6 +64,9 @@ export async function appendAudit(c: Conn, input: AuditInput): Promise<AuditEntr
     prev_hash: entry.prevHash,
     hash: entry.hash,
   });
+  // Only once the row is in: a refused insert leaves the head where it was.
+  const { memo } = c;
+  if (memo) memo.auditHead = { seq: entry.seq, hash: entry.hash };
   return entry;
 }
 

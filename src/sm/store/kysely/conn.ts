@@ -7,9 +7,29 @@ import type { Kysely } from 'kysely';
 import { isRetryable, storeErrorOf, type WriteHint } from './errors.ts';
 import type { Database, SqlDialect } from './schema.ts';
 
+/** The audit log's last entry, as much of it as the next entry's chain needs (audit.ts). */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/**
+ * SQLite: what the store transactions of one group (one BEGIN IMMEDIATE … COMMIT, sqlite.ts)
+ * remember between them. The group holds the file's write lock from BEGIN to COMMIT, so nothing
+ * else appends to the audit log meanwhile: once one append has read the head, the next ones
+ * take it from here instead of reading it again. sqlite.ts makes one per group (another process
+ * may append between groups) and puts `auditHead` back as it was before a store transaction
+ * that is rolled back to its savepoint.
+ */
+export interface GroupMemo {
+  /** The head as this group's appends left it; undefined: not known yet, read it. */
+  auditHead: AuditHead | undefined;
+}
+
 export class Conn {
   #db: Kysely<Database> | undefined;
   readonly dialect: SqlDialect;
+  readonly #memo: GroupMemo | undefined;
   /**
    * PostgreSQL: a statement failed because a concurrent transaction got there first
    * (serialization failure, deadlock, or a unique key that our snapshot could not see: every
@@ -18,9 +38,20 @@ export class Conn {
    */
   conflicted = false;
 
-  constructor(db: Kysely<Database>, dialect: SqlDialect) {
+  constructor(db: Kysely<Database>, dialect: SqlDialect, memo?: GroupMemo) {
     this.#db = db;
     this.dialect = dialect;
+    this.#memo = memo;
+  }
+
+  /**
+   * SQLite: the memo of the group this store transaction runs in, while it is open (a call the
+   * transaction left running must not move the head after sqlite.ts put it back). PostgreSQL:
+   * none, as other processes append to the same chain at any time (and reading the head is what
+   * lets SERIALIZABLE see two appends race).
+   */
+  get memo(): GroupMemo | undefined {
+    return this.#db === undefined ? undefined : this.#memo;
   }
 
   get db(): Kysely<Database> {

@@ -2,7 +2,7 @@
 import { type OrderRecord, StoreConstraintError } from '../types.ts';
 import { boolIn, boolOut, bytesOrNull, bytesOut, timeIn, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
-import { allTaken, type Values } from './rows.ts';
+import { allTaken, insertUnlessTaken, type Values } from './rows.ts';
 import type { OrdersTable } from './schema.ts';
 
 function orderValues(o: OrderRecord): Values<OrdersTable> {
@@ -103,13 +103,20 @@ export async function listOrders(
 }
 
 export async function insertOrder(c: Conn, order: OrderRecord): Promise<void> {
-  if (await exists(c, order.id))
-    throw new StoreConstraintError('InvalidInput', `order id ${order.id} exists`);
-  const values = orderValues(order);
-  await c.run((db) => db.insertInto('orders').values(values).execute(), {
-    eid: order.eid,
-    id: `order id ${order.id}`,
-  });
+  await insertUnlessTaken(
+    c,
+    async () =>
+      (await exists(c, order.id))
+        ? new StoreConstraintError('InvalidInput', `order id ${order.id} exists`)
+        : undefined,
+    () => {
+      const values = orderValues(order);
+      return c.run((db) => db.insertInto('orders').values(values).execute(), {
+        eid: order.eid,
+        id: `order id ${order.id}`,
+      });
+    },
+  );
 }
 
 export async function saveOrder(c: Conn, order: OrderRecord): Promise<void> {

@@ -16,7 +16,7 @@ import {
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOrNull, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
-import { allTaken, changedValues, chunked, type Values } from './rows.ts';
+import { allTaken, changedValues, chunked, insertUnlessTaken, type Values } from './rows.ts';
 import type { OutboxTable } from './schema.ts';
 
 type OutboxValues = Values<OutboxTable>;
@@ -238,9 +238,14 @@ const updateRow = prepared((db, p: Partial<OutboxValues> & { id: string }) => {
 });
 
 export async function enqueue(c: Conn, item: OutboxItem): Promise<void> {
-  const [exists] = (await idExists(c, { id: item.id })).rows;
-  if (exists) throw new StoreConstraintError('InvalidInput', `outbox id ${item.id} exists`);
-  await insertRow(c, outboxValues(item), { eid: item.eid, id: `outbox id ${item.id}` });
+  await insertUnlessTaken(
+    c,
+    async () =>
+      (await idExists(c, { id: item.id })).rows.length > 0
+        ? new StoreConstraintError('InvalidInput', `outbox id ${item.id} exists`)
+        : undefined,
+    () => insertRow(c, outboxValues(item), { eid: item.eid, id: `outbox id ${item.id}` }),
+  );
 }
 
 export async function getOutbox(c: Conn, id: string): Promise<OutboxItem | undefined> {

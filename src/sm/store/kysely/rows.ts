@@ -1,5 +1,7 @@
 /** Helpers shared by the repositories. */
 import type { Insertable } from 'kysely';
+import type { StoreConstraintError } from '../types.ts';
+import type { Conn } from './conn.ts';
 
 /** Every column but the generated ones, none optional: an update then clears what is absent. */
 export type Values<T> = Required<Omit<Insertable<T>, 'pos'>>;
@@ -51,4 +53,33 @@ export function changedValues<T extends object>(next: T, row: object): Partial<T
     if (!sameStored(next[key], stored[key])) out[key] = next[key];
   }
   return out;
+}
+
+/**
+ * An insert under a natural key (an id) that is refused, when taken, with the memory store's
+ * error before any other: `taken` checks the key and gives that refusal, or undefined; `write`
+ * runs the other checks and ends with the one statement that inserts the row. PostgreSQL checks
+ * the key first: a failed statement aborts its transaction, and a unique violation there is
+ * taken for a race and the transaction run again (conn.ts). On SQLite a failed statement is
+ * undone alone and the transaction goes on, and the key's UNIQUE constraint refuses a taken key,
+ * so the key is checked only once `write` has failed: the same refusal, one statement less for
+ * every insert that succeeds.
+ */
+export async function insertUnlessTaken(
+  c: Conn,
+  taken: () => Promise<StoreConstraintError | undefined>,
+  write: () => Promise<unknown>,
+): Promise<void> {
+  if (c.dialect === 'postgres') {
+    const refusal = await taken();
+    if (refusal) throw refusal;
+    await write();
+    return;
+  }
+  try {
+    await write();
+  } catch (e) {
+    // If the key cannot be checked either, the write's own error says more.
+    throw (await taken().catch(() => undefined)) ?? e;
+  }
 }

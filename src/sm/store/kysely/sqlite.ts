@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, Kysely as KyselyDb, type SqliteDatabase, SqliteDialect, sql } from 'kysely';
 import type { StoreTx } from '../types.ts';
-import { Conn } from './conn.ts';
+import { Conn, type GroupMemo } from './conn.ts';
 import { GroupQueue, type Waiting } from './group-queue.ts';
 import { migrate } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -105,13 +105,16 @@ export class SqliteStore implements SqlStore {
       return;
     }
     let lost: unknown;
+    // Dropped with the group: another process may append to the audit log before the next one.
+    const memo: GroupMemo = { auditHead: undefined };
     for (const [i, item] of group.entries()) {
       if (lost !== undefined) {
         // SQLite rolled the whole transaction back: the rest run in the next group.
         this.#queued.requeue(group.slice(i));
         break;
       }
-      const conn = new Conn(db, 'sqlite');
+      const conn = new Conn(db, 'sqlite', memo);
+      const headBefore = memo.auditHead;
       try {
         await sql`SAVEPOINT store_tx`.execute(db);
         const value = await item.fn(new KyselyTx(conn));
@@ -121,6 +124,8 @@ export class SqliteStore implements SqlStore {
       } catch (e) {
         conn.end();
         item.reject(e);
+        // Its appends are undone with it (or with the whole group, which drops the memo).
+        memo.auditHead = headBefore;
         if (this.#inTransaction()) {
           try {
             await sql`ROLLBACK TO store_tx`.execute(db);

@@ -37,7 +37,7 @@ import {
 } from './codec.ts';
 import type { Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
-import { allTaken, changedValues, hex, type Values } from './rows.ts';
+import { allTaken, changedValues, hex, insertUnlessTaken, type Values } from './rows.ts';
 import type { TransfersTable } from './schema.ts';
 
 type TransferValues = Values<TransfersTable>;
@@ -341,10 +341,17 @@ export async function countTransfers(
 }
 
 export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> {
-  const [exists] = (await idExists(c, { id: t.id })).rows;
-  if (exists) throw new StoreConstraintError('InvalidInput', `transfer id ${t.id} exists`);
-  await check(c, t);
-  await insertRow(c, transferValues(t), hintOf(t));
+  await insertUnlessTaken(
+    c,
+    async () =>
+      (await idExists(c, { id: t.id })).rows.length > 0
+        ? new StoreConstraintError('InvalidInput', `transfer id ${t.id} exists`)
+        : undefined,
+    async () => {
+      await check(c, t);
+      await insertRow(c, transferValues(t), hintOf(t));
+    },
+  );
 }
 
 /**

@@ -1,0 +1,282 @@
+/**
+ * The SQLite store's statements per write, counted on its connection (better-sqlite3 `verbose`):
+ * the audit head read once per group (conn.ts: GroupMemo), and inserts checking their id only
+ * when they fail (rows.ts: insertUnlessTaken), with the same chain and the same refusals.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, SqliteDialect, sql } from 'kysely';
+import { findAuditBreak } from '../../audit-chain.ts';
+import { chip, deviceItem, EID, EID2, incoming, order, outgoing, peerItem, T0 } from '../contract.ts';
+import { type AuditEntry, StoreConstraintError, type StoreTx } from '../types.ts';
+import type { Database } from './schema.ts';
+import { SqliteStore } from './sqlite.ts';
+import { tempSqlite } from './testing.ts';
+import { transactionDb } from './tx.ts';
+
+const HEAD_READ = /^select "seq", "hash" from "audit" order by "seq" desc limit 1$/;
+const AUDIT_INSERT = /^insert into "audit"/;
+
+interface Traced {
+  readonly store: SqliteStore;
+  /** Every statement the store's connection ran, as SQLite expands it. */
+  readonly statements: string[];
+  /** How many of the statements since the last call match `pattern` (statements then cleared). */
+  count(pattern: RegExp): number;
+  dispose(): Promise<void>;
+}
+
+/** A store on a fresh, migrated file, over a connection that records its statements. */
+async function tracedStore(): Promise<Traced> {
+  const file = tempSqlite();
+  await (await file.open()).close();
+  const statements: string[] = [];
+  const database = new BetterSqlite3(file.path, { verbose: (s) => statements.push(String(s)) });
+  database.pragma('foreign_keys = ON');
+  const store = new SqliteStore(
+    new Kysely<Database>({ dialect: new SqliteDialect({ database }) }),
+    file.path,
+    () => database.inTransaction,
+  );
+  return {
+    store,
+    statements,
+    count(pattern) {
+      const n = statements.filter((s) => pattern.test(s)).length;
+      statements.length = 0;
+      return n;
+    },
+    async dispose() {
+      await store.close();
+      file.remove();
+    },
+  };
+}
+
+const append = (tx: StoreTx, action: string) =>
+  tx.appendAudit({ at: T0, actor: 'system', action, details: {} });
+
+/** Queues `fns` in one turn of the event loop: one group, one SQLite transaction. */
+function oneGroup<T>(store: SqliteStore, fns: ((tx: StoreTx) => Promise<T>)[]) {
+  return Promise.allSettled(fns.map((fn) => store.transaction(fn)));
+}
+
+async function assertChain(store: SqliteStore, actions: readonly string[]): Promise<AuditEntry[]> {
+  const entries = await store.transaction((tx) => tx.listAudit());
+  assert.equal(findAuditBreak(entries), undefined);
+  assert.deepEqual(
+    entries.map((e) => [e.seq, e.action]),
+    actions.map((a, i) => [i + 1, a]),
+  );
+  return entries;
+}
+
+describe('SQLite store: the audit head', () => {
+  it('is read once per group, by its first append', async () => {
+    const t = await tracedStore();
+    try {
+      const commits = t.store.commits;
+      const results = await oneGroup(
+        t.store,
+        [1, 2, 3, 4, 5].map((n) => async (tx) => {
+          await append(tx, `a${n}`);
+          return append(tx, `b${n}`);
+        }),
+      );
+      assert.ok(results.every((r) => r.status === 'fulfilled'));
+      assert.equal(t.store.commits, commits + 1);
+      const inGroup = [...t.statements];
+      assert.equal(t.count(HEAD_READ), 1);
+      assert.equal(inGroup.filter((s) => AUDIT_INSERT.test(s)).length, 10);
+      // The next group reads it again: another process may have appended in between.
+      await t.store.transaction((tx) => append(tx, 'c'));
+      assert.equal(t.count(HEAD_READ), 1);
+      await assertChain(t.store, [1, 2, 3, 4, 5].flatMap((n) => [`a${n}`, `b${n}`]).concat('c'));
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('goes back with a store transaction rolled back to its savepoint', async () => {
+    const t = await tracedStore();
+    try {
+      const failed = new Error('failed after appending');
+      const results = await oneGroup(t.store, [
+        // The first of the group fails: the next one reads the head itself.
+        async (tx) => {
+          await append(tx, 'lost1');
+          throw failed;
+        },
+        (tx) => append(tx, 'kept1'),
+        async (tx) => {
+          await append(tx, 'lost2');
+          await append(tx, 'lost3');
+          throw failed;
+        },
+        (tx) => append(tx, 'kept2'),
+      ]);
+      assert.deepEqual(
+        results.map((r) => (r.status === 'fulfilled' ? r.value.seq : r.reason)),
+        [failed, 1, failed, 2],
+      );
+      assert.equal(t.count(HEAD_READ), 2);
+      await assertChain(t.store, ['kept1', 'kept2']);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('stays put when an append is refused and the store transaction goes on', async () => {
+    const t = await tracedStore();
+    try {
+      await t.store.transaction(async (tx) => {
+        await append(tx, 'a');
+        // Chained, then refused by the database (actor NOT NULL; past the types on purpose).
+        await assert.rejects(
+          tx.appendAudit({ at: T0, actor: null as unknown as string, action: 'x', details: {} }),
+          { code: 'InvalidInput' },
+        );
+        await append(tx, 'b');
+      });
+      await assertChain(t.store, ['a', 'b']);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('is dropped with a group that SQLite rolled back whole', async () => {
+    const t = await tracedStore();
+    try {
+      const results = await oneGroup(t.store, [
+        (tx) => append(tx, 'lost1'),
+        async (tx) => {
+          await append(tx, 'lost2');
+          // As SQLite does by itself on some errors: the whole transaction is gone.
+          await sql`ROLLBACK`.execute(transactionDb(tx));
+          throw new Error('rolled back');
+        },
+        // Put back in the queue: runs in the next group, which reads the head again.
+        (tx) => append(tx, 'kept'),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['rejected', 'rejected', 'fulfilled'],
+      );
+      await assertChain(t.store, ['kept']);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('is read again by each group: another connection may append between groups', async () => {
+    const file = tempSqlite();
+    const a = await file.open();
+    const b = await file.open();
+    try {
+      await a.transaction((tx) => append(tx, 'a1'));
+      await b.transaction((tx) => append(tx, 'b1'));
+      await a.transaction((tx) => append(tx, 'a2'));
+      await assertChain(a, ['a1', 'b1', 'a2']);
+    } finally {
+      await a.close();
+      await b.close();
+      file.remove();
+    }
+  });
+});
+
+describe('SQLite store: an insert checks its id only when it fails', () => {
+  const ID_CHECK = /^select "id" from "(outbox|transfers|orders)" where "id" = /;
+  const exists = (what: string) => new StoreConstraintError('InvalidInput', `${what} exists`);
+
+  /** Asserts `p` is refused with `expected`: the same code, message and details. */
+  async function refusedWith(p: Promise<unknown>, expected: StoreConstraintError): Promise<void> {
+    await assert.rejects(p, (e) => {
+      assert.ok(e instanceof StoreConstraintError);
+      assert.deepEqual([e.code, e.message, e.details], [expected.code, expected.message, expected.details]);
+      return true;
+    });
+  }
+
+  it('outbox: one statement per item, and a taken id refused as before', async () => {
+    const t = await tracedStore();
+    try {
+      await t.store.transaction((tx) => tx.putChip(chip()));
+      t.count(ID_CHECK);
+      await t.store.transaction(async (tx) => {
+        await tx.enqueue(deviceItem('d1'));
+        await tx.enqueue(peerItem('p1'));
+      });
+      assert.equal(t.count(/outbox/), 2);
+      // Refused inside the transaction, which goes on (the failed insert is undone alone).
+      await t.store.transaction(async (tx) => {
+        await refusedWith(tx.enqueue(deviceItem('d1')), exists('outbox id d1'));
+        await refusedWith(tx.enqueue(peerItem('d1')), exists('outbox id d1'));
+        await tx.enqueue(deviceItem('d2'));
+      });
+      assert.equal(t.count(ID_CHECK), 2);
+      // A taken id comes first, as in the memory store, whatever else is wrong with the item.
+      await refusedWith(
+        t.store.transaction((tx) => tx.enqueue(deviceItem('d1', { createdAt: new Date(Number.NaN) }))),
+        exists('outbox id d1'),
+      );
+      const ids = await t.store.transaction(async (tx) => (await tx.listOutbox()).map((i) => i.id));
+      assert.deepEqual(ids, ['d1', 'p1', 'd2']);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('transfers and orders: no id check when the insert succeeds, the same refusals when not', async () => {
+    const t = await tracedStore();
+    try {
+      await t.store.transaction(async (tx) => {
+        await tx.putChip(chip());
+        await tx.putChip(chip({ eid: EID2 }));
+      });
+      t.count(ID_CHECK);
+      const pid = (v: number) => new Uint8Array(16).fill(v);
+      await t.store.transaction(async (tx) => {
+        await tx.insertTransfer(outgoing('a', { permissionId: pid(1) }));
+        await tx.insertTransfer(incoming('b', { eid: EID2 }));
+        await tx.insertOrder(order('o1'));
+      });
+      assert.equal(t.count(ID_CHECK), 0);
+      // A taken id comes before the other refusals (PermissionReused, TransferPending).
+      await refusedWith(
+        t.store.transaction((tx) => tx.insertTransfer(outgoing('b', { permissionId: pid(1) }))),
+        exists('transfer id b'),
+      );
+      await refusedWith(
+        t.store.transaction((tx) => tx.insertTransfer(incoming('a', { state: 'failed' }))),
+        exists('transfer id a'),
+      );
+      await refusedWith(
+        t.store.transaction((tx) => tx.insertOrder(order('o1', { eid: EID2 }))),
+        exists('order id o1'),
+      );
+      // The other refusals as before, for an id not taken.
+      await refusedWith(
+        t.store.transaction((tx) => tx.insertTransfer(outgoing('c', { eid: EID2, permissionId: pid(1) }))),
+        new StoreConstraintError('PermissionReused', 'this permissionId has been seen before', {
+          permissionId: '01'.repeat(16),
+        }),
+      );
+      await refusedWith(
+        t.store.transaction((tx) => tx.insertTransfer(outgoing('c'))),
+        new StoreConstraintError('TransferPending', `chip ${EID} already has a transfer in progress`, {
+          eid: EID,
+          transferId: 'a',
+        }),
+      );
+      const ids = await t.store.transaction(async (tx) => ({
+        transfers: (await tx.listTransfers()).map((x) => x.id),
+        orders: (await tx.listOrders()).map((x) => x.id),
+      }));
+      assert.deepEqual(ids, { transfers: ['a', 'b'], orders: ['o1'] });
+    } finally {
+      await t.dispose();
+    }
+  });
+});
