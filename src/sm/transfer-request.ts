@@ -22,23 +22,10 @@ import { audit, hex } from './effects.ts';
 import { SmError } from './errors.ts';
 import { checkBytes } from './input.ts';
 import { validateSmCertificate } from './peers.ts';
-import type { IncomingTransfer, StoreTx } from './store/types.ts';
+import type { IncomingTransfer } from './store/types.ts';
 
 /** KeysetVersion of the keyset a handover installs. Each handover replaces the whole keyset, so 1. */
 export const KEYSET_VERSION = 1;
-
-/** The stored answer when this exact request was accepted before. */
-async function previousAnswer(
-  tx: StoreTx,
-  raw: Uint8Array,
-  permissionId: Uint8Array,
-): Promise<Uint8Array | undefined> {
-  const seen = await tx.findTransferByPermissionId(permissionId);
-  if (seen?.direction === 'incoming' && seen.request && bytesEqual(seen.request.transferRequest, raw)) {
-    return seen.request.handoverCommand;
-  }
-  return undefined;
-}
 
 /** The checks that need no store, in §6.3 order. */
 function checkSignedContent(ctx: SmContext, request: TransferRequest, now: Date): ChipIdentity {
@@ -78,15 +65,24 @@ export async function postTransferRequest(ctx: SmContext, bytes: Uint8Array): Pr
   const raw = Uint8Array.from(checkBytes(bytes, 'TransferRequest'));
   const request = decodeTransferRequest(raw);
   const pd = request.data.permission.data;
-  const again = await ctx.store.transaction((tx) => previousAnswer(tx, raw, pd.permissionId));
-  if (again) return again;
-
   const now = ctx.clock();
-  const chip = checkSignedContent(ctx, request, now);
+  // The checks that need no store first, outside the transaction; their refusal waits: the
+  // exact request accepted before gets its HandoverCommand again whatever they say now (the
+  // permission may have expired since). One store transaction, one lookup by permissionId.
+  let chip: ChipIdentity | undefined;
+  let refusal: unknown;
+  try {
+    chip = checkSignedContent(ctx, request, now);
+  } catch (e) {
+    refusal = e;
+  }
   return ctx.store.transaction(async (tx) => {
-    const raced = await previousAnswer(tx, raw, pd.permissionId);
-    if (raced) return raced;
-    if (await tx.findTransferByPermissionId(pd.permissionId)) {
+    const seen = await tx.findTransferByPermissionId(pd.permissionId);
+    if (seen?.direction === 'incoming' && seen.request && bytesEqual(seen.request.transferRequest, raw)) {
+      return seen.request.handoverCommand;
+    }
+    if (!chip) throw refusal;
+    if (seen) {
       throw new SmError('PermissionReused', 'this permissionId has been used before', {
         permissionId: hex(pd.permissionId),
       });
