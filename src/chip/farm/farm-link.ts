@@ -84,6 +84,12 @@ class Lane {
     const payload = frame(farmRequest(eid, apdu));
     return new Promise<Uint8Array>((resolve, reject) => {
       this.#waiting.push({ resolve, reject, sentAt: Date.now() });
+      // Requests made in one turn (the answers of one read free many chips at once) leave in one
+      // write: corked here, uncorked once the current ticks and promise jobs have run.
+      if (this.#socket.writableCorked === 0) {
+        this.#socket.cork();
+        process.nextTick(() => this.#socket.uncork());
+      }
       this.#socket.write(payload);
     });
   }

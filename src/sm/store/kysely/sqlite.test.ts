@@ -37,7 +37,7 @@ async function tracedStore(): Promise<Traced> {
   const store = new SqliteStore(
     new Kysely<Database>({ dialect: new SqliteDialect({ database }) }),
     file.path,
-    () => database.inTransaction,
+    database,
   );
   return {
     store,

@@ -52,6 +52,14 @@ function releaseQueue(q: FileQueue): void {
   if (q.users === 0 && q.key !== undefined) queues.delete(q.key);
 }
 
+type ControlStatement =
+  | 'BEGIN IMMEDIATE'
+  | 'COMMIT'
+  | 'ROLLBACK'
+  | 'SAVEPOINT store_tx'
+  | 'RELEASE store_tx'
+  | 'ROLLBACK TO store_tx';
+
 /** Store transactions committed together at most (one SQLite transaction, one WAL sync). */
 export const MAX_GROUP = 64;
 
@@ -60,21 +68,49 @@ export class SqliteStore implements SqlStore {
   readonly db: Kysely<Database>;
   readonly path: string;
   readonly #queue: FileQueue;
-  /** Whether SQLite has a transaction open (it may roll one back by itself on some errors). */
-  readonly #inTransaction: () => boolean;
+  /** The connection under kysely, for the transaction control statements (see #control). */
+  readonly #raw: BetterSqlite3.Database | undefined;
+  readonly #controls = new Map<ControlStatement, BetterSqlite3.Statement>();
   readonly #queued: GroupQueue;
   #pending: Promise<unknown> = Promise.resolve();
   #closed = false;
   #commits = 0;
 
-  constructor(db: Kysely<Database>, path: string, inTransaction: () => boolean = () => true) {
+  /**
+   * `raw` is the better-sqlite3 connection kysely runs on: it says whether SQLite has a
+   * transaction open (it may roll one back by itself on some errors), and runs the control
+   * statements. Without it (a kysely handle alone) they go through kysely.
+   */
+  constructor(db: Kysely<Database>, path: string, raw?: BetterSqlite3.Database) {
     this.db = db;
     this.path = path;
     this.#queue = queueFor(path);
-    this.#inTransaction = inTransaction;
+    this.#raw = raw;
     this.#queued = new GroupQueue(MAX_GROUP, (group) =>
       this.exclusive(() => this.db.connection().execute((db) => this.#group(db, group))),
     );
+  }
+
+  #inTransaction(): boolean {
+    return this.#raw?.inTransaction ?? true;
+  }
+
+  /**
+   * BEGIN, COMMIT, SAVEPOINT and the like, 2 to 3 for each store transaction: straight on the
+   * connection (one prepared statement each), not through kysely's compiler and driver. The
+   * group runs inside kysely's hold on that one connection, so nothing else runs in between.
+   */
+  async #control(db: Kysely<Database>, statement: ControlStatement): Promise<void> {
+    if (!this.#raw) {
+      await sql.raw(statement).execute(db);
+      return;
+    }
+    let prepared = this.#controls.get(statement);
+    if (!prepared) {
+      prepared = this.#raw.prepare(statement);
+      this.#controls.set(statement, prepared);
+    }
+    prepared.run();
   }
 
   /** SQLite transactions committed so far (each holds one or more store transactions). */
@@ -99,7 +135,7 @@ export class SqliteStore implements SqlStore {
   async #group(db: Kysely<Database>, group: Waiting[]): Promise<void> {
     const done: { readonly item: Waiting; readonly value: unknown }[] = [];
     try {
-      await sql`BEGIN IMMEDIATE`.execute(db);
+      await this.#control(db, 'BEGIN IMMEDIATE');
     } catch (e) {
       for (const item of group) item.reject(e);
       return;
@@ -116,10 +152,10 @@ export class SqliteStore implements SqlStore {
       const conn = new Conn(db, 'sqlite', memo);
       const headBefore = memo.auditHead;
       try {
-        await sql`SAVEPOINT store_tx`.execute(db);
+        await this.#control(db, 'SAVEPOINT store_tx');
         const value = await item.fn(new KyselyTx(conn));
         conn.end();
-        await sql`RELEASE store_tx`.execute(db);
+        await this.#control(db, 'RELEASE store_tx');
         done.push({ item, value });
       } catch (e) {
         conn.end();
@@ -128,8 +164,8 @@ export class SqliteStore implements SqlStore {
         memo.auditHead = headBefore;
         if (this.#inTransaction()) {
           try {
-            await sql`ROLLBACK TO store_tx`.execute(db);
-            await sql`RELEASE store_tx`.execute(db);
+            await this.#control(db, 'ROLLBACK TO store_tx');
+            await this.#control(db, 'RELEASE store_tx');
           } catch (rollbackError) {
             lost = rollbackError;
           }
@@ -139,15 +175,15 @@ export class SqliteStore implements SqlStore {
       }
     }
     if (lost !== undefined) {
-      await sql`ROLLBACK`.execute(db).catch(() => undefined);
+      await this.#control(db, 'ROLLBACK').catch(() => undefined);
       for (const d of done) d.item.reject(lost);
       return;
     }
     try {
-      await sql`COMMIT`.execute(db);
+      await this.#control(db, 'COMMIT');
       this.#commits++;
     } catch (e) {
-      await sql`ROLLBACK`.execute(db).catch(() => undefined);
+      await this.#control(db, 'ROLLBACK').catch(() => undefined);
       for (const d of done) d.item.reject(e);
       return;
     }
@@ -215,7 +251,7 @@ export async function openSqliteStore(path: string, o: SqliteStoreOptions = {}):
   const store = new SqliteStore(
     new KyselyDb<Database>({ dialect: new SqliteDialect({ database: cachingDatabase(database) }) }),
     path,
-    () => database.inTransaction,
+    database,
   );
   try {
     await store.exclusive(async () => {

@@ -244,6 +244,15 @@ const otherOpenIn = (direction: 'outgoing' | 'incoming') =>
   );
 const otherOpen = { outgoing: otherOpenIn('outgoing'), incoming: otherOpenIn('incoming') };
 const insertRow = prepared((db, v: TransferValues) => db.insertInto('transfers').values(v));
+/** A chip's transfers one way, in creation order: what the SM looks up on every message about a chip. */
+const byEidAndDirection = prepared((db, p: { eid: string; direction: 'outgoing' | 'incoming' }) =>
+  db
+    .selectFrom('transfers')
+    .selectAll()
+    .where('eid', '=', p.eid)
+    .where('direction', '=', p.direction)
+    .orderBy('pos'),
+);
 const updateRow = prepared((db, p: Partial<TransferValues> & { id: string }) => {
   const { id, ...set } = p;
   return db.updateTable('transfers').set(set).where('id', '=', id);
@@ -308,6 +317,14 @@ export async function findTransferByPermissionId(
 export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promise<TransferRecord[]> {
   const { states } = filter;
   if (states !== undefined && states.length === 0) return [];
+  const keys = Object.keys(filter).filter((k) => filter[k as keyof TransferFilter] !== undefined);
+  if (keys.length === 2 && filter.eid !== undefined && filter.direction !== undefined) {
+    const { rows } = await byEidAndDirection<TransferRow>(c, {
+      eid: filter.eid,
+      direction: filter.direction,
+    });
+    return rows.map(transferOf);
+  }
   const rows = await c.run((db) => {
     let q = db.selectFrom('transfers').selectAll();
     if (filter.eid !== undefined) q = q.where('eid', '=', filter.eid);
