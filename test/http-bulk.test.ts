@@ -62,8 +62,8 @@ for (const backend of ['memory', 'sqlite', 'postgres'] as const satisfies readon
     const alpha = (): SmClient => smClient(world, ALPHA, { operator: 'mno-a' });
     const beta = (): SmClient => smClient(world, BETA, { operator: 'mno-b' });
 
-    /** Chips registered at alpha, each with an order at beta waiting for the release. */
-    async function chips(n: number): Promise<HttpTestChip[]> {
+    /** Chips registered at alpha, each with an order at beta (with that code) waiting for the release. */
+    async function chips(n: number, activationCode?: string): Promise<HttpTestChip[]> {
       const made: HttpTestChip[] = [];
       for (let i = 0; i < n; i++) {
         const chip = createHttpTestChip(world.pki, world.eid(serial++), ALPHA);
@@ -71,7 +71,7 @@ for (const backend of ['memory', 'sqlite', 'postgres'] as const satisfies readon
         assert.equal(r.status, 201, r.text);
         const o = await beta().call('/v1/port-ins', {
           headers: idem(),
-          body: { eid: chip.eid, currentSmId: ALPHA, ask: false },
+          body: { eid: chip.eid, currentSmId: ALPHA, ask: false, ...(activationCode && { activationCode }) },
         });
         assert.equal(o.status, 201, o.text);
         made.push(chip);
@@ -161,6 +161,28 @@ for (const backend of ['memory', 'sqlite', 'postgres'] as const satisfies readon
         body: {},
       });
       assert.equal(late.status, 409, late.text);
+    });
+
+    test('a bulk release with an activation code: each permission carries it, the orders match it', async () => {
+      const all = await chips(3, 'FLEET-CODE-7');
+      const created = await create({
+        kind: 'release',
+        eids: all.map((c) => c.eid),
+        newSmId: BETA,
+        concurrency: 3,
+        ratePerSecond: 50,
+        activationCode: 'FLEET-CODE-7',
+      });
+      assert.equal((created.job as { activationCode?: boolean }).activationCode, true);
+      assert.ok(!JSON.stringify(created).includes('FLEET-CODE-7'), 'the code is never echoed');
+      const end = await runToEnd(created.job.id, all, 3);
+      assert.deepEqual(end.counts, { pending: 0, started: 0, completed: 3, failed: 0, skipped: 0 });
+      for (const chip of all) assert.equal(chip.state().assignment.smId, BETA);
+      const bad = await alpha().call('/v1/bulk-transfers', {
+        headers: idem(),
+        body: { kind: 'release', eids: [all[0]!.eid], newSmId: BETA, activationCode: 'x'.repeat(257) },
+      });
+      assert.equal(bad.status, 400, bad.text);
     });
 
     test('pause holds new starts, resume goes on, cancel skips what is pending', async () => {

@@ -203,6 +203,7 @@ interface StartFlags extends OperatorFlags {
   eids: string;
   concurrency?: string;
   rate?: string;
+  activationCode?: string;
   follow: boolean;
   interval: string;
 }
@@ -227,6 +228,7 @@ async function start(kind: 'release' | 'portIn', smId: string, o: StartFlags): P
     ...(kind === 'release' ? { newSmId: smId } : { currentSmId: smId }),
     ...(concurrency !== undefined && { concurrency }),
     ...(ratePerSecond !== undefined && { ratePerSecond }),
+    ...(o.activationCode !== undefined && { activationCode: o.activationCode }),
   });
   if (!o.follow) {
     printJson(created);
@@ -242,6 +244,10 @@ const startOptions = (cmd: Command): Command =>
       .requiredOption('--eids <file>', 'the EIDs: CSV (first column) or one per line')
       .option('--concurrency <n>', 'transfers in flight at most (SM default 10)')
       .option('--rate <n>', 'transfers started per second at most (SM default 10)')
+      .option(
+        '--activation-code <code>',
+        'one activation code for every transfer of the job (only its SHA-256 is kept)',
+      )
       .option('--no-follow', 'print the created job and return')
       .option('--interval <ms>', 'progress poll interval', '1000'),
   );

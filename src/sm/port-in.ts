@@ -5,7 +5,7 @@
  * procedure's state.
  */
 import type { SmContext } from './config.ts';
-import { hashActivationCode } from './domain/activation-code.ts';
+import { codeHashOf } from './domain/activation-code.ts';
 import { advance, NEW_SM, type NewSmEvent, transition } from './domain/transfer-states.ts';
 import { audit, newId, notifyOperator, queuePeer } from './effects.ts';
 import { SmError } from './errors.ts';
@@ -20,6 +20,8 @@ export interface PortInOrder {
   readonly currentSmId: string;
   /** The code the subscriber got from the current MNO; only its SHA-256 is kept. */
   readonly activationCode?: string;
+  /** Instead of activationCode: its SHA-256, as a bulk job keeps it (never both). */
+  readonly activationCodeHash?: Uint8Array;
   /** Passed on to the current SM with the ask (§8); kept only until the ask is delivered. */
   readonly unlockCode?: string;
   /** Ask the current SM for the permission (peer TransferAsk); otherwise wait for the chip's request. */
@@ -43,8 +45,7 @@ export async function orderPortIn(
   if (order.unlockCode !== undefined && !order.ask) {
     throw new SmError('InvalidInput', 'an unlock code only travels with an ask', { field: 'unlockCode' });
   }
-  const activationCodeHash =
-    order.activationCode === undefined ? undefined : hashActivationCode(order.activationCode);
+  const activationCodeHash = codeHashOf(order);
   const now = ctx.clock();
   return ctx.store.transaction(async (tx) => {
     requirePeer(ctx, currentSmId, now);

@@ -7,7 +7,7 @@
 import type { ProfileSwitch } from '../protocol/asn1/permission.ts';
 import { ownChip } from './chips.ts';
 import type { SmContext } from './config.ts';
-import { hashActivationCode } from './domain/activation-code.ts';
+import { codeHashOf } from './domain/activation-code.ts';
 import { checkLock, MAX_UNLOCK_ATTEMPTS } from './domain/locks.ts';
 import { advance, CURRENT_SM, isOpenTransfer } from './domain/transfer-states.ts';
 import { audit, newId, notifyOperator, queuePeer } from './effects.ts';
@@ -23,6 +23,8 @@ export interface ReleaseRequest {
   readonly eid: string;
   readonly newSmId: string;
   readonly activationCode?: string;
+  /** Instead of activationCode: its SHA-256, as a bulk job keeps it (never both). */
+  readonly activationCodeHash?: Uint8Array;
   readonly unlockCode?: string;
   readonly profileSwitch?: ProfileSwitch;
 }
@@ -158,13 +160,14 @@ export async function requestRelease(
   req: ReleaseRequest,
 ): Promise<TransferView> {
   requireOperator(ctx, operatorId);
+  const activationCodeHash = codeHashOf(req);
   const transfer = await authorise(ctx, {
     origin: 'operator',
     actor: `operator:${operatorId}`,
     operatorId,
     eid: checkEid(req.eid),
     newSmId: checkSmId(req.newSmId, 'newSmId'),
-    ...(req.activationCode !== undefined && { activationCodeHash: hashActivationCode(req.activationCode) }),
+    ...(activationCodeHash && { activationCodeHash }),
     ...(req.unlockCode !== undefined && { unlockCode: req.unlockCode }),
     ...(req.profileSwitch && { profileSwitch: checkProfileSwitch(req.profileSwitch) }),
   });

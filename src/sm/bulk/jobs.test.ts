@@ -4,9 +4,11 @@
  * before recording its transfer.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { registeredChip } from '../../../test/support/sm-flows.ts';
-import { CURRENT, createSmWorld, MNO_A, NEW, worldEid } from '../../../test/support/sm-world.ts';
+import { CURRENT, createSmWorld, MNO_A, MNO_B, NEW, worldEid } from '../../../test/support/sm-world.ts';
+import { decodeTransferPermissionMessage } from '../../protocol/asn1/permission.ts';
 import { LOST_START_MS } from './jobs.ts';
 
 const counts = async (world: ReturnType<typeof createSmWorld>, jobId: string) =>
@@ -85,4 +87,68 @@ test('an item started when the SM stopped is adopted (its transfer exists) or st
   assert.equal(again[1]?.state, 'started');
   assert.ok(again[1]?.transferId !== undefined);
   assert.equal((await sm.listTransfers(MNO_A, { eid: worldEid(2) })).length, 1);
+});
+
+test('a job with an activation code binds it to every transfer, keeping only its SHA-256', async () => {
+  const world = createSmWorld();
+  await registeredChip(world, 1);
+  await registeredChip(world, 2);
+  const code = 'FLEET-2026-11';
+  const hash = new Uint8Array(createHash('sha256').update(code, 'utf8').digest());
+  const current = world.get(CURRENT);
+  const release = await current.sm.createBulkJob(MNO_A, {
+    kind: 'release',
+    eids: [worldEid(1), worldEid(2)],
+    peerSmId: NEW,
+    activationCode: code,
+  });
+  assert.deepEqual(release.job.activationCodeHash, hash);
+  await current.sm.stepBulkJobs();
+  const items = await current.sm.listBulkItems(MNO_A, release.job.id);
+  assert.deepEqual(
+    items.map((i) => i.state),
+    ['started', 'started'],
+  );
+  for (const item of items) {
+    const t = await current.store.transaction((tx) => tx.getTransfer(item.transferId!));
+    assert.equal(t?.direction, 'outgoing');
+    if (t?.direction !== 'outgoing') return;
+    assert.deepEqual(t.activationCodeHash, hash);
+    // In the permission the chip receives, as for a single release with that code.
+    assert.ok(t.permission, 'the permission is issued at once (no approval configured)');
+    const pd = decodeTransferPermissionMessage(t.permission.message).permission.data;
+    assert.deepEqual(pd.activationCodeHash, hash);
+  }
+  // Port-in at the new SM: each order holds the hash (and its ask carries it).
+  const neu = world.get(NEW);
+  await registeredChip(world, 3);
+  const portIn = await neu.sm.createBulkJob(MNO_B, {
+    kind: 'portIn',
+    eids: [worldEid(3)],
+    peerSmId: CURRENT,
+    activationCode: code,
+  });
+  await neu.sm.stepBulkJobs();
+  const orders = await neu.store.transaction((tx) => tx.listOrders({ eid: worldEid(3) }));
+  assert.equal(orders.length, 1);
+  assert.deepEqual(orders[0]?.activationCodeHash, hash);
+  assert.equal((await neu.sm.listBulkItems(MNO_B, portIn.job.id))[0]?.state, 'started');
+  // The code itself is nowhere in either audit log.
+  for (const sm of [current, neu]) {
+    const entries = await sm.store.transaction((tx) => tx.listAudit());
+    assert.ok(entries.some((e) => e.action === 'bulkJobCreated' && e.details.activationCode === true));
+    assert.ok(!JSON.stringify(entries).includes(code));
+  }
+  // A code that is not one is refused before anything is stored.
+  for (const bad of ['', 'line\nbreak', 'x'.repeat(257)]) {
+    await assert.rejects(
+      current.sm.createBulkJob(MNO_A, {
+        kind: 'release',
+        eids: [worldEid(1)],
+        peerSmId: NEW,
+        activationCode: bad,
+      }),
+      { code: 'InvalidInput' },
+    );
+  }
 });

@@ -12,6 +12,7 @@
  */
 import { HandoverError } from '../../protocol/errors.ts';
 import type { SmContext } from '../config.ts';
+import { hashActivationCode } from '../domain/activation-code.ts';
 import { isOpenTransfer } from '../domain/transfer-states.ts';
 import { audit, newId } from '../effects.ts';
 import { SmError } from '../errors.ts';
@@ -42,6 +43,11 @@ export interface BulkJobRequest {
   readonly peerSmId: string;
   readonly concurrency?: number;
   readonly ratePerSecond?: number;
+  /**
+   * One activation code for every transfer of the job (release: in each permission; port-in: in
+   * each order and its ask). Only its SHA-256 is kept, as for one transfer.
+   */
+  readonly activationCode?: string;
 }
 
 export interface BulkFailure {
@@ -143,12 +149,15 @@ export async function createBulkJob(
   checkEids(request.eids);
   const concurrency = checkLimit(request.concurrency, DEFAULT_CONCURRENCY, 10_000, 'concurrency');
   const ratePerSecond = checkLimit(request.ratePerSecond, DEFAULT_RATE_PER_SECOND, 100_000, 'ratePerSecond');
+  const activationCodeHash =
+    request.activationCode === undefined ? undefined : hashActivationCode(request.activationCode);
   const now = ctx.clock();
   const job: BulkJobRecord = {
     id: newId(ctx, 'bulk'),
     operatorId,
     kind: request.kind,
     peerSmId: request.peerSmId,
+    ...(activationCodeHash && { activationCodeHash }),
     concurrency,
     ratePerSecond,
     state: 'running',
@@ -175,6 +184,7 @@ export async function createBulkJob(
         items: items.length,
         concurrency,
         ratePerSecond,
+        activationCode: activationCodeHash !== undefined,
       },
     });
     return { job, report: await reportOf(tx, job) };
@@ -325,13 +335,20 @@ async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<numbe
 }
 
 async function startItem(ctx: SmContext, job: BulkJobRecord, item: BulkItemRecord): Promise<void> {
+  const code = job.activationCodeHash && { activationCodeHash: job.activationCodeHash };
   let transferId: string;
   try {
     transferId =
       job.kind === 'release'
-        ? (await requestRelease(ctx, job.operatorId, { eid: item.eid, newSmId: job.peerSmId })).id
-        : (await orderPortIn(ctx, job.operatorId, { eid: item.eid, currentSmId: job.peerSmId, ask: true }))
-            .transfer.id;
+        ? (await requestRelease(ctx, job.operatorId, { eid: item.eid, newSmId: job.peerSmId, ...code })).id
+        : (
+            await orderPortIn(ctx, job.operatorId, {
+              eid: item.eid,
+              currentSmId: job.peerSmId,
+              ask: true,
+              ...code,
+            })
+          ).transfer.id;
   } catch (e) {
     // A refusal ends the item; anything else leaves it started for the next step to sort out.
     if (!(e instanceof HandoverError)) throw e;

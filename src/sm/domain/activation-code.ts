@@ -31,3 +31,25 @@ export const activationHashesMatch = (a: Uint8Array, b: Uint8Array): boolean =>
 
 export const activationCodeMatches = (code: string, hash: Uint8Array): boolean =>
   activationHashesMatch(hashActivationCode(code), hash);
+
+/**
+ * The activation-code hash of an operator request that may carry the code itself or, from a bulk
+ * job, only its SHA-256 (32 bytes); undefined when it has neither, an InvalidInput when both.
+ */
+export function codeHashOf(req: {
+  readonly activationCode?: string;
+  readonly activationCodeHash?: Uint8Array;
+}): Uint8Array | undefined {
+  if (req.activationCode !== undefined && req.activationCodeHash !== undefined) {
+    throw new SmError('InvalidInput', 'give an activation code or its hash, not both', {
+      field: 'activationCode',
+    });
+  }
+  if (req.activationCode !== undefined) return hashActivationCode(req.activationCode);
+  if (req.activationCodeHash !== undefined && req.activationCodeHash.length !== 32) {
+    throw new SmError('InvalidInput', 'an activation code hash is 32 bytes (SHA-256)', {
+      field: 'activationCodeHash',
+    });
+  }
+  return req.activationCodeHash;
+}

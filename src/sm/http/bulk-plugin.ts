@@ -55,6 +55,14 @@ const CreateBody = Type.Object(
         description: 'Transfers started per second at most (default 10)',
       }),
     ),
+    activationCode: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 256,
+        description:
+          'One activation code for every transfer of the job (release: in each permission; portIn: in each order); only its SHA-256 is kept',
+      }),
+    ),
   },
   strict,
 );
@@ -73,6 +81,7 @@ const JobSchema = Type.Object({
   peerSmId: Type.String(),
   concurrency: Type.Integer(),
   ratePerSecond: Type.Integer(),
+  activationCode: Type.Boolean({ description: 'Whether the job binds an activation code (never the code)' }),
   state: Type.String({ description: 'running, paused, cancelled or completed' }),
   createdAt: DateTime(),
   updatedAt: DateTime(),
@@ -133,6 +142,7 @@ export function bulkStatusJson(s: BulkJobStatus): Static<typeof StatusSchema> {
       peerSmId: j.peerSmId,
       concurrency: j.concurrency,
       ratePerSecond: j.ratePerSecond,
+      activationCode: j.activationCodeHash !== undefined,
       state: j.state,
       createdAt: j.createdAt.toISOString(),
       updatedAt: j.updatedAt.toISOString(),
@@ -203,6 +213,7 @@ export const bulkPlugin: FastifyPluginAsyncTypebox<BulkPluginOptions, Server> = 
         peerSmId: peer,
         ...(b.concurrency !== undefined && { concurrency: b.concurrency }),
         ...(b.ratePerSecond !== undefined && { ratePerSecond: b.ratePerSecond }),
+        ...(b.activationCode !== undefined && { activationCode: b.activationCode }),
       });
       return reply.code(201).send(bulkStatusJson(status));
     },
