@@ -19,6 +19,7 @@ import { Conn } from './conn.ts';
 import { isRetryable } from './errors.ts';
 import { GroupQueue, type Waiting } from './group-queue.ts';
 import { migrate } from './migrations.ts';
+import { namingPool } from './pg-named.ts';
 import type { Database } from './schema.ts';
 import { type SqlStore, StoreClosedError } from './store.ts';
 import { KyselyTx } from './tx.ts';
@@ -195,7 +196,7 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  const db = new KyselyDb<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new KyselyDb<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }) });
   try {
     if (schema !== undefined) await sql.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`).execute(db);
     const current =
