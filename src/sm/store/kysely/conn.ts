@@ -37,6 +37,14 @@ export class Conn {
    * runs the transaction again; the retry's checks then give the proper refusal, if any.
    */
   conflicted = false;
+  /**
+   * Rows of `transfers` and `outbox` as this transaction last read or wrote them, by
+   * `table:id`: saving compares the new values with these (rows.ts: changedValues) instead of
+   * reading the row again. Nothing else writes them meanwhile: on SQLite the group holds the write
+   * lock, and on PostgreSQL a read in this transaction would give its own snapshot anyway. The
+   * rows go with the transaction, and transactionDb (raw access) clears them.
+   */
+  readonly rows = new Map<string, object>();
 
   constructor(db: Kysely<Database>, dialect: SqlDialect, memo?: GroupMemo) {
     this.#db = db;

@@ -16,7 +16,15 @@ import {
 import { bytesIn, bytesOut, jsonIn, jsonOrNull, jsonOut, timeIn, timeOrNull, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
-import { allTaken, changedValues, chunked, insertUnlessTaken, type Values } from './rows.ts';
+import {
+  allTaken,
+  changedValues,
+  chunked,
+  insertUnlessTaken,
+  recalled,
+  remember,
+  type Values,
+} from './rows.ts';
 import type { OutboxTable } from './schema.ts';
 
 type OutboxValues = Values<OutboxTable>;
@@ -244,18 +252,25 @@ export async function enqueue(c: Conn, item: OutboxItem): Promise<void> {
       (await idExists(c, { id: item.id })).rows.length > 0
         ? new StoreConstraintError('InvalidInput', `outbox id ${item.id} exists`)
         : undefined,
-    () => insertRow(c, outboxValues(item), { eid: item.eid, id: `outbox id ${item.id}` }),
+    async () => {
+      const values = outboxValues(item);
+      await insertRow(c, values, { eid: item.eid, id: `outbox id ${item.id}` });
+      remember(c, 'outbox', values);
+    },
   );
 }
 
 export async function getOutbox(c: Conn, id: string): Promise<OutboxItem | undefined> {
   const [row] = (await rowById<OutboxRow>(c, { id })).rows;
-  return row && outboxOf(row);
+  return row && outboxOf(remember(c, 'outbox', row));
 }
 
 /** Writes the columns that changed since the row was read (rows.ts: changedValues). */
 export async function saveOutbox(c: Conn, item: OutboxItem): Promise<void> {
-  const [existing] = (await rowById<OutboxRow>(c, { id: item.id })).rows;
+  // As this transaction last read or wrote it (conn.ts), or read now (see saveTransfer).
+  const existing =
+    (recalled(c, 'outbox', item.id) as OutboxRow | undefined) ??
+    (await rowById<OutboxRow>(c, { id: item.id })).rows[0];
   if (!existing || existing.channel !== item.channel) {
     throw new StoreConstraintError('InvalidInput', `no ${item.channel} outbox item ${item.id}`);
   }
@@ -263,6 +278,7 @@ export async function saveOutbox(c: Conn, item: OutboxItem): Promise<void> {
   const changed = changedValues(values, existing);
   if (Object.keys(changed).length === 0) return;
   await updateRow(c, { ...changed, id: item.id }, { eid: item.eid });
+  remember(c, 'outbox', { ...existing, ...changed, id: item.id });
 }
 
 export async function listOutbox(c: Conn, filter: OutboxFilter = {}): Promise<OutboxItem[]> {
@@ -281,7 +297,7 @@ export async function listOutbox(c: Conn, filter: OutboxFilter = {}): Promise<Ou
     if (due !== undefined && c.dialect === 'postgres') q = q.forUpdate().skipLocked();
     return q.execute();
   });
-  return rows.map(outboxOf);
+  return rows.map((r) => outboxOf(remember(c, 'outbox', r)));
 }
 
 /** Of `eids`, those with a pending device item: one query per chunk (index outbox_device_work). */

@@ -83,3 +83,18 @@ export async function insertUnlessTaken(
     throw (await taken().catch(() => undefined)) ?? e;
   }
 }
+
+/** Keeps `row` as this transaction's view of it (Conn.rows); returns it. */
+export function remember<R extends { readonly id: string }>(
+  c: Conn,
+  table: 'transfers' | 'outbox',
+  row: R,
+): R {
+  c.rows.set(`${table}:${row.id}`, row);
+  return row;
+}
+
+/** The row as this transaction last read or wrote it, if it did. */
+export function recalled(c: Conn, table: 'transfers' | 'outbox', id: string): object | undefined {
+  return c.rows.get(`${table}:${id}`);
+}

@@ -280,3 +280,105 @@ describe('SQLite store: an insert checks its id only when it fails', () => {
     }
   });
 });
+
+describe("SQLite store: a transaction's own reads and writes stand in for reading a row again", () => {
+  const BY_ID = /^select .* from "(transfers|outbox)" where "id" = /;
+  const later = (ms: number) => new Date(T0.getTime() + ms);
+
+  it('a save after a read or a write in the same transaction reads nothing more', async () => {
+    const t = await tracedStore();
+    try {
+      await t.store.transaction(async (tx) => {
+        await tx.putChip(chip());
+        await tx.insertTransfer(outgoing('a'));
+        await tx.enqueue(deviceItem('d1'));
+      });
+      t.count(BY_ID);
+      await t.store.transaction(async (tx) => {
+        const a = await tx.getTransfer('a');
+        const d = await tx.getOutbox('d1');
+        assert.ok(a && d?.channel === 'device');
+        await tx.saveTransfer({ ...a, updatedAt: later(1) });
+        await tx.saveTransfer({ ...a, updatedAt: later(2) });
+        await tx.saveOutbox({ ...d, deliveries: 1 });
+      });
+      assert.equal(t.count(BY_ID), 2, 'the two reads, none for the saves');
+      await t.store.transaction(async (tx) => {
+        await tx.insertTransfer(outgoing('b', { eid: EID2, state: 'completed' }));
+        const b = (await tx.listTransfers({ eid: EID2, direction: 'outgoing' }))[0];
+        assert.ok(b);
+        await tx.saveTransfer({ ...b, updatedAt: later(3) });
+      });
+      assert.equal(t.count(BY_ID), 0);
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('a value changed and changed back in one transaction is written back', async () => {
+    const t = await tracedStore();
+    try {
+      await t.store.transaction(async (tx) => {
+        await tx.putChip(chip());
+        await tx.insertTransfer(outgoing('a'));
+        await tx.enqueue(deviceItem('d1'));
+      });
+      const before = await t.store.transaction((tx) => tx.getTransfer('a'));
+      assert.ok(before);
+      await t.store.transaction(async (tx) => {
+        const a = await tx.getTransfer('a');
+        const d = await tx.getOutbox('d1');
+        assert.ok(a && d?.channel === 'device');
+        await tx.saveTransfer({ ...a, updatedAt: later(5) });
+        await tx.saveTransfer({ ...a, updatedAt: later(9) });
+        await tx.saveOutbox({ ...d, deliveries: 3 });
+        await tx.saveOutbox({ ...d, deliveries: 4 });
+      });
+      const after = await t.store.transaction(async (tx) => [
+        await tx.getTransfer('a'),
+        await tx.getOutbox('d1'),
+      ]);
+      assert.deepEqual(after[0], { ...before, updatedAt: later(9) });
+      assert.equal((after[1] as { deliveries: number }).deliveries, 4);
+      // Back to the value read at the start of the transaction: a write, not "unchanged".
+      await t.store.transaction(async (tx) => {
+        const a = await tx.getTransfer('a');
+        assert.ok(a);
+        await tx.saveTransfer({ ...a, updatedAt: later(1) });
+        await tx.saveTransfer(a);
+      });
+      assert.deepEqual(await t.store.transaction((tx) => tx.getTransfer('a')), {
+        ...before,
+        updatedAt: later(9),
+      });
+    } finally {
+      await t.dispose();
+    }
+  });
+
+  it('a raw statement (transactionDb) makes the next save read the row again', async () => {
+    const t = await tracedStore();
+    try {
+      await t.store.transaction(async (tx) => {
+        await tx.putChip(chip());
+        await tx.insertTransfer(outgoing('a'));
+      });
+      const original = await t.store.transaction((tx) => tx.getTransfer('a'));
+      assert.ok(original);
+      await t.store.transaction(async (tx) => {
+        const a = await tx.getTransfer('a');
+        assert.ok(a);
+        await transactionDb(tx)
+          .updateTable('transfers')
+          .set({ updated_at: later(7).toISOString() })
+          .where('id', '=', 'a')
+          .execute();
+        // The same values as read: the row now differs from them, so this writes them back.
+        await tx.saveTransfer(a);
+      });
+      assert.deepEqual(await t.store.transaction((tx) => tx.getTransfer('a')), original);
+    } finally {
+      await t.dispose();
+    }
+  });
+});

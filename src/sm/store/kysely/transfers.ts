@@ -37,7 +37,7 @@ import {
 } from './codec.ts';
 import type { Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
-import { allTaken, changedValues, hex, insertUnlessTaken, type Values } from './rows.ts';
+import { allTaken, changedValues, hex, insertUnlessTaken, recalled, remember, type Values } from './rows.ts';
 import type { TransfersTable } from './schema.ts';
 
 type TransferValues = Values<TransfersTable>;
@@ -301,7 +301,7 @@ const hintOf = (t: TransferRecord) => ({ eid: t.eid, direction: t.direction, id:
 
 export async function getTransfer(c: Conn, id: string): Promise<TransferRecord | undefined> {
   const [row] = (await rowById<TransferRow>(c, { id })).rows;
-  return row && transferOf(row);
+  return row && transferOf(remember(c, 'transfers', row));
 }
 
 export async function findTransferByPermissionId(
@@ -311,7 +311,7 @@ export async function findTransferByPermissionId(
   const [row] = (
     await rowByPermissionId<TransferRow>(c, { permissionId: bytesIn(permissionId, 'permissionId') })
   ).rows;
-  return row && transferOf(row);
+  return row && transferOf(remember(c, 'transfers', row));
 }
 
 export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promise<TransferRecord[]> {
@@ -323,7 +323,7 @@ export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promi
       eid: filter.eid,
       direction: filter.direction,
     });
-    return rows.map(transferOf);
+    return rows.map((r) => transferOf(remember(c, 'transfers', r)));
   }
   const rows = await c.run((db) => {
     let q = db.selectFrom('transfers').selectAll();
@@ -338,7 +338,7 @@ export async function listTransfers(c: Conn, filter: TransferFilter = {}): Promi
     if (filter.limit === undefined) return q.orderBy('pos').execute();
     return q.orderBy('id').limit(filter.limit).execute();
   });
-  return rows.map(transferOf);
+  return rows.map((r) => transferOf(remember(c, 'transfers', r)));
 }
 
 export async function countTransfers(
@@ -366,7 +366,9 @@ export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> 
         : undefined,
     async () => {
       await check(c, t);
-      await insertRow(c, transferValues(t), hintOf(t));
+      const values = transferValues(t);
+      await insertRow(c, values, hintOf(t));
+      remember(c, 'transfers', values);
     },
   );
 }
@@ -377,7 +379,11 @@ export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> 
  * it stands already satisfied both).
  */
 export async function saveTransfer(c: Conn, t: TransferRecord): Promise<void> {
-  const [existing] = (await rowById<TransferRow>(c, { id: t.id })).rows;
+  // As this transaction last read or wrote it (conn.ts), or read now. A row it wrote holds the
+  // values as written, which changedValues compares like the driver's own (rows.ts).
+  const existing =
+    (recalled(c, 'transfers', t.id) as TransferRow | undefined) ??
+    (await rowById<TransferRow>(c, { id: t.id })).rows[0];
   if (!existing) throw new StoreConstraintError('UnknownTransfer', `no transfer ${t.id}`);
   if (existing.direction !== t.direction || existing.eid !== t.eid) {
     throw new StoreConstraintError('InvalidInput', 'a transfer keeps its direction and EID');
@@ -388,4 +394,5 @@ export async function saveTransfer(c: Conn, t: TransferRecord): Promise<void> {
   if ('permission_id' in changed) await checkPermissionId(c, t);
   if (!(OPEN_STATES[t.direction] as readonly string[]).includes(existing.state)) await checkOpen(c, t);
   await updateRow(c, { ...changed, id: t.id }, hintOf(t));
+  remember(c, 'transfers', { ...existing, ...changed, id: t.id });
 }

@@ -38,6 +38,8 @@ const connections = new WeakMap<StoreTx, Conn>();
 export function transactionDb(tx: StoreTx): Kysely<Database> {
   const conn = connections.get(tx);
   if (!conn) throw new Error('not a SQL store transaction');
+  // Raw statements may change rows this transaction remembers (conn.ts).
+  conn.rows.clear();
   return conn.db;
 }
 
