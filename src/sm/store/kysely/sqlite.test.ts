@@ -285,7 +285,8 @@ describe("SQLite store: a transaction's own reads and writes stand in for readin
   const BY_ID = /^select .* from "(transfers|outbox)" where "id" = /;
   const later = (ms: number) => new Date(T0.getTime() + ms);
 
-  it('a save after a read or a write in the same transaction reads nothing more', async () => {
+  /** A traced store holding a chip, outgoing transfer a and device item d1; disposed after `fn`. */
+  async function withSeeded(fn: (t: Traced) => Promise<void>): Promise<void> {
     const t = await tracedStore();
     try {
       await t.store.transaction(async (tx) => {
@@ -293,6 +294,14 @@ describe("SQLite store: a transaction's own reads and writes stand in for readin
         await tx.insertTransfer(outgoing('a'));
         await tx.enqueue(deviceItem('d1'));
       });
+      await fn(t);
+    } finally {
+      await t.dispose();
+    }
+  }
+
+  it('a save after a read or a write in the same transaction reads nothing more', async () => {
+    await withSeeded(async (t) => {
       t.count(BY_ID);
       await t.store.transaction(async (tx) => {
         const a = await tx.getTransfer('a');
@@ -310,19 +319,11 @@ describe("SQLite store: a transaction's own reads and writes stand in for readin
         await tx.saveTransfer({ ...b, updatedAt: later(3) });
       });
       assert.equal(t.count(BY_ID), 0);
-    } finally {
-      await t.dispose();
-    }
+    });
   });
 
   it('a value changed and changed back in one transaction is written back', async () => {
-    const t = await tracedStore();
-    try {
-      await t.store.transaction(async (tx) => {
-        await tx.putChip(chip());
-        await tx.insertTransfer(outgoing('a'));
-        await tx.enqueue(deviceItem('d1'));
-      });
+    await withSeeded(async (t) => {
       const before = await t.store.transaction((tx) => tx.getTransfer('a'));
       assert.ok(before);
       await t.store.transaction(async (tx) => {
@@ -351,18 +352,11 @@ describe("SQLite store: a transaction's own reads and writes stand in for readin
         ...before,
         updatedAt: later(9),
       });
-    } finally {
-      await t.dispose();
-    }
+    });
   });
 
   it('a raw statement (transactionDb) makes the next save read the row again', async () => {
-    const t = await tracedStore();
-    try {
-      await t.store.transaction(async (tx) => {
-        await tx.putChip(chip());
-        await tx.insertTransfer(outgoing('a'));
-      });
+    await withSeeded(async (t) => {
       const original = await t.store.transaction((tx) => tx.getTransfer('a'));
       assert.ok(original);
       await t.store.transaction(async (tx) => {
@@ -377,8 +371,6 @@ describe("SQLite store: a transaction's own reads and writes stand in for readin
         await tx.saveTransfer(a);
       });
       assert.deepEqual(await t.store.transaction((tx) => tx.getTransfer('a')), original);
-    } finally {
-      await t.dispose();
-    }
+    });
   });
 });
