@@ -122,5 +122,6 @@ for (const curve of CURVES) {
   }
   result[curve] = row;
 }
-process.stdout.write(`${JSON.stringify({ bench: 'key-forms', node: process.version, calls, usPerCall: result })}\n`);
-
+process.stdout.write(
+  `${JSON.stringify({ bench: 'key-forms', node: process.version, calls, usPerCall: result })}\n`,
+);
