@@ -1,7 +1,8 @@
 /**
  * Named prepared statements for PostgreSQL (pg-named.ts): which texts get a name, and, against
  * the database in DATABASE_URL, that the store's statements really are prepared once per
- * connection and give the same results as unnamed ones.
+ * connection and give the same results as unnamed ones; and that store connections run without
+ * parallel query plans (postgres.ts says why).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -47,6 +48,24 @@ test('PostgreSQL: the store prepares each statement once per connection, with th
       SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'hq_%'`.execute(store.db);
     const chipQuery = prepared.rows.filter((r) => r.statement.includes('from "chips" where "eid" = $1'));
     assert.equal(chipQuery.length, 1, JSON.stringify(prepared.rows));
+  } finally {
+    await temp.drop(store);
+  }
+});
+
+test('PostgreSQL: store connections run without parallel query plans', async (t) => {
+  const url = testDatabaseUrl();
+  if (url === undefined) {
+    t.skip(PG_SKIP);
+    return;
+  }
+  const temp = tempSchema(url);
+  const store = await temp.open({ poolSize: 2 });
+  try {
+    const { rows } = await sql<{
+      max_parallel_workers_per_gather: string;
+    }>`SHOW max_parallel_workers_per_gather`.execute(store.db);
+    assert.equal(rows[0]?.max_parallel_workers_per_gather, '0');
   } finally {
     await temp.drop(store);
   }

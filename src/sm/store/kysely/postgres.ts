@@ -196,6 +196,14 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
+  // No parallel query plans: the store's statements are small lookups that gain nothing from
+  // them, and kysely's migrator introspects the catalog with a query that PostgreSQL ran in
+  // parallel once in CI, on a database holding many test schemas; the parallel worker failed with
+  // 'schema "<the session's own search_path schema>" does not exist' (3F000, where: parallel
+  // worker), so opening the store failed. Sent as the first statement of every new connection.
+  pool.on('connect', (client) => {
+    client.query('SET max_parallel_workers_per_gather = 0').catch(() => undefined);
+  });
   const db = new KyselyDb<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }) });
   try {
     if (schema !== undefined) await sql.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`).execute(db);
