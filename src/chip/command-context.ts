@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, type KeyObject, randomBytes } from 'node:crypto';
 import { encodeChipResult, encodeChipResultData, type Outcome } from '../protocol/asn1/results.ts';
-import { CURVE_OID, type Curve } from '../protocol/crypto/curves.ts';
+import type { Curve } from '../protocol/crypto/curves.ts';
 import { ecdsaSign } from '../protocol/crypto/ecdsa.ts';
 import {
   curveOfKey,
@@ -14,10 +14,13 @@ import {
   publicKeyFromSpki,
   publicPointOf,
 } from '../protocol/crypto/keys.ts';
-import { ecPkcs8Parts, generateOneTimeKey, type OneTimeKeyPair } from '../protocol/crypto/one-time-key.ts';
+import {
+  ecPkcs8PemParts,
+  generateOneTimeKey,
+  type OneTimeKeyPair,
+  sec1Der,
+} from '../protocol/crypto/one-time-key.ts';
 import { keySigner, type Signer } from '../protocol/crypto/signer.ts';
-import { ctx, U } from '../protocol/der/tag.ts';
-import { bitString, constructed, integer, octets, oid, sequence } from '../protocol/der/writer.ts';
 import { type Certificate, parseCertificate } from '../protocol/pki/certificate.ts';
 import { type ChipState, fromB64 } from './state.ts';
 
@@ -92,27 +95,14 @@ const certs = new Map<string, Certificate>();
 function fastChipKey(
   pem: string,
 ): { key: KeyObject; curve: Curve; point: Uint8Array | undefined } | undefined {
-  const m = /^-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----\s*$/.exec(pem);
-  if (!m) return undefined;
-  const parts = ecPkcs8Parts(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+  const parts = ecPkcs8PemParts(pem);
   if (!parts) return undefined;
   const { curve, scalar, point } = parts;
   try {
     const key =
       curve === 'p256' && point
         ? createPrivateKey({ key: p256Jwk(point, scalar), format: 'jwk' })
-        : createPrivateKey({
-            key: Buffer.from(
-              sequence(
-                integer(U.integer, 1),
-                octets(U.octetString, scalar),
-                constructed(ctx(0, true), oid(CURVE_OID[curve])),
-                point && constructed(ctx(1, true), bitString(point)),
-              ),
-            ),
-            format: 'der',
-            type: 'sec1',
-          });
+        : createPrivateKey({ key: Buffer.from(sec1Der(curve, scalar, point)), format: 'der', type: 'sec1' });
     if (curveOfKey(key) !== curve) return undefined;
     return { key, curve, point };
   } catch {

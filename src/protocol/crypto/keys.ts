@@ -61,9 +61,7 @@ const keyCache = new Map<string, KeyObject>();
 
 /** A public key from an uncompressed point; the point must lie on the curve (OpenSSL checks it). */
 export function publicKeyFromPoint(curve: Curve, point: Uint8Array): KeyObject {
-  if (point.length !== 65 || point[0] !== 0x04) {
-    throw new CryptoError('InvalidPoint', 'public key must be an uncompressed point (65 bytes, 04||X||Y)');
-  }
+  checkUncompressedPoint(point);
   const id = `${curve}:${Buffer.from(point.buffer, point.byteOffset, point.byteLength).toString('hex')}`;
   const cached = keyCache.get(id);
   if (cached) return cached;
@@ -111,13 +109,25 @@ export function publicKeyFromSpki(spki: Uint8Array): KeyObject {
   );
 }
 
-/** A private key from its scalar: exactly 32 bytes, big-endian, in [1, n-1]. */
-export function privateKeyFromScalar(curve: Curve, scalar: Uint8Array): KeyObject {
+/** The shape of a public point: 65 bytes, 04‖X‖Y (whether it lies on a curve is OpenSSL's check). */
+export function checkUncompressedPoint(point: Uint8Array): void {
+  if (point.length !== 65 || point[0] !== 0x04) {
+    throw new CryptoError('InvalidPoint', 'public key must be an uncompressed point (65 bytes, 04||X||Y)');
+  }
+}
+
+/** A private scalar: exactly 32 bytes, big-endian, in [1, n-1]; a CryptoError InvalidKey if not. */
+export function checkScalar(curve: Curve, scalar: Uint8Array): void {
   if (scalar.length !== 32) throw new CryptoError('InvalidKey', 'a private scalar must be 32 bytes');
   const d = BigInt(`0x${Buffer.from(scalar).toString('hex')}`);
   if (d === 0n || d >= CURVE_ORDER[curve]) {
     throw new CryptoError('InvalidKey', `private scalar is out of range for ${curve}`);
   }
+}
+
+/** A private key from its scalar: exactly 32 bytes, big-endian, in [1, n-1]. */
+export function privateKeyFromScalar(curve: Curve, scalar: Uint8Array): KeyObject {
+  checkScalar(curve, scalar);
   const ecPrivateKey = sequence(integer(U.integer, 1), octets(U.octetString, scalar));
   const pkcs8 = sequence(
     integer(U.integer, 0),

@@ -4,11 +4,11 @@
  *
  * Why not KeyObjects: on OpenSSL 3 a KeyObject costs more to build and to read than the
  * operation it is for. Measured on this project's machine (Node 20.20.2, P-256, µs each): key
- * generation 75, plus the export of its point as SPKI 135 and of the private key as PKCS#8 PEM
- * 145; a private key from PKCS#8 DER 627 (SEC1 220), a public key from SPKI 163; ECDH on two
- * KeyObjects 176. node:crypto's ECDH class works on the raw values instead: a key pair with its
- * point and scalar in 40, the shared secret from a scalar and a peer point in 180 (setting the
- * scalar, 32, included). For brainpoolP256r1 the ECDH class makes keys faster too (353 against
+ * generation 75, with the export of its point as SPKI 209, with the private key's PKCS#8 PEM
+ * export too 355; a private key from PKCS#8 DER 627 (SEC1 220), a public key from SPKI 163; ECDH
+ * on two KeyObjects 176. node:crypto's ECDH class works on the raw values instead: a key pair with
+ * its point and scalar in 40, the shared secret from a scalar and a peer point in 211 (setting the
+ * scalar included). `npm run bench:keys` measures them again. For brainpoolP256r1 the ECDH class makes keys faster too (353 against
  * 586 with the point's export) but derives slower (1,465 against 1,212 for diffieHellman on
  * KeyObjects), so that curve derives through KeyObjects built from the raw values.
  */
@@ -17,15 +17,8 @@ import { children, readOid, readSingle } from '../der/reader.ts';
 import { ctx, sameTag, U } from '../der/tag.ts';
 import { bitString, constructed, integer, octets, oid, sequence } from '../der/writer.ts';
 import { CryptoError } from '../errors.ts';
-import {
-  CURVE_OID,
-  CURVE_ORDER,
-  type Curve,
-  curveFromOid,
-  EC_PUBLIC_KEY_OID,
-  OPENSSL_NAME,
-} from './curves.ts';
-import { spkiDer } from './keys.ts';
+import { CURVE_OID, type Curve, curveFromOid, EC_PUBLIC_KEY_OID, OPENSSL_NAME } from './curves.ts';
+import { checkScalar, checkUncompressedPoint, spkiDer } from './keys.ts';
 import { countCryptoOp } from './op-counts.ts';
 
 export interface OneTimeKeyPair {
@@ -44,20 +37,6 @@ function be32(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
-function checkScalar(curve: Curve, scalar: Uint8Array): void {
-  if (scalar.length !== 32) throw new CryptoError('InvalidKey', 'a private scalar must be 32 bytes');
-  const d = BigInt(`0x${Buffer.from(scalar).toString('hex')}`);
-  if (d === 0n || d >= CURVE_ORDER[curve]) {
-    throw new CryptoError('InvalidKey', `private scalar is out of range for ${curve}`);
-  }
-}
-
-function checkPointShape(point: Uint8Array): void {
-  if (point.length !== 65 || point[0] !== 0x04) {
-    throw new CryptoError('InvalidPoint', 'public key must be an uncompressed point (65 bytes, 04||X||Y)');
-  }
-}
-
 /** A new one-time key pair (counted as one key generation). */
 export function generateOneTimeKey(curve: Curve): OneTimeKeyPair {
   countCryptoOp('keygen');
@@ -73,7 +52,7 @@ export function generateOneTimeKey(curve: Curve): OneTimeKeyPair {
 export function oneTimeSharedSecret(curve: Curve, scalar: Uint8Array, peerPoint: Uint8Array): Uint8Array {
   countCryptoOp('ecdh');
   checkScalar(curve, scalar);
-  checkPointShape(peerPoint);
+  checkUncompressedPoint(peerPoint);
   if (curve === 'p256') {
     const ecdh = createECDH(OPENSSL_NAME[curve]);
     ecdh.setPrivateKey(scalar);
@@ -93,12 +72,16 @@ export function oneTimeSharedSecret(curve: Curve, scalar: Uint8Array, peerPoint:
   return new Uint8Array(diffieHellman({ privateKey: own, publicKey: peer }));
 }
 
-/** SEC1 ECPrivateKey with the curve as parameters (OpenSSL decodes it about three times faster than PKCS#8). */
-function sec1Der(curve: Curve, scalar: Uint8Array): Uint8Array {
+/**
+ * SEC1 ECPrivateKey with the curve as parameters, and the public point when given: OpenSSL 3.0
+ * decodes it about three times faster than PKCS#8 (220 against 627 µs for P-256, measured here).
+ */
+export function sec1Der(curve: Curve, scalar: Uint8Array, point?: Uint8Array): Uint8Array {
   return sequence(
     integer(U.integer, 1),
     octets(U.octetString, scalar),
     constructed(ctx(0, true), oid(CURVE_OID[curve])),
+    point && constructed(ctx(1, true), bitString(point)),
   );
 }
 
@@ -129,13 +112,16 @@ export function oneTimeKeyToPem(key: OneTimeKeyPair): string {
  * OpenSSL's or oneTimeKeyToPem's). A CryptoError InvalidKey for anything else.
  */
 export function oneTimeKeyFromPem(pem: string): { readonly curve: Curve; readonly scalar: Uint8Array } {
-  const m = /^-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----\s*$/.exec(pem);
-  const parts = m
-    ? ecPkcs8Parts(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')))
-    : undefined;
+  const parts = ecPkcs8PemParts(pem);
   if (!parts) throw new CryptoError('InvalidKey', 'not a PKCS#8 PEM EC private key on a named curve');
   checkScalar(parts.curve, parts.scalar);
   return { curve: parts.curve, scalar: parts.scalar };
+}
+
+/** ecPkcs8Parts of a PEM holding exactly one "PRIVATE KEY" block; undefined for anything else. */
+export function ecPkcs8PemParts(pem: string): ReturnType<typeof ecPkcs8Parts> {
+  const m = /^-----BEGIN PRIVATE KEY-----([A-Za-z0-9+/=\s]+)-----END PRIVATE KEY-----\s*$/.exec(pem);
+  return m ? ecPkcs8Parts(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'))) : undefined;
 }
 
 /**

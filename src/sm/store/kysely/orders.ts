@@ -103,20 +103,13 @@ export async function listOrders(
 }
 
 export async function insertOrder(c: Conn, order: OrderRecord): Promise<void> {
-  await insertUnlessTaken(
-    c,
-    async () =>
-      (await exists(c, order.id))
-        ? new StoreConstraintError('InvalidInput', `order id ${order.id} exists`)
-        : undefined,
-    () => {
-      const values = orderValues(order);
-      return c.run((db) => db.insertInto('orders').values(values).execute(), {
-        eid: order.eid,
-        id: `order id ${order.id}`,
-      });
-    },
-  );
+  await insertUnlessTaken(c, { key: `order id ${order.id}`, taken: () => exists(c, order.id) }, () => {
+    const values = orderValues(order);
+    return c.run((db) => db.insertInto('orders').values(values).execute(), {
+      eid: order.eid,
+      id: `order id ${order.id}`,
+    });
+  });
 }
 
 export async function saveOrder(c: Conn, order: OrderRecord): Promise<void> {

@@ -248,10 +248,7 @@ const updateRow = prepared((db, p: Partial<OutboxValues> & { id: string }) => {
 export async function enqueue(c: Conn, item: OutboxItem): Promise<void> {
   await insertUnlessTaken(
     c,
-    async () =>
-      (await idExists(c, { id: item.id })).rows.length > 0
-        ? new StoreConstraintError('InvalidInput', `outbox id ${item.id} exists`)
-        : undefined,
+    { key: `outbox id ${item.id}`, taken: async () => (await idExists(c, { id: item.id })).rows.length > 0 },
     async () => {
       const values = outboxValues(item);
       await insertRow(c, values, { eid: item.eid, id: `outbox id ${item.id}` });

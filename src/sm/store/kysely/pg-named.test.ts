@@ -1,13 +1,13 @@
 /**
  * Named prepared statements for PostgreSQL (pg-named.ts): which texts get a name, and, against
- * the database in DATABASE_URL, that the store's statements really are prepared once per
- * connection and give the same results as unnamed ones; and that store connections run without
- * parallel query plans (postgres.ts says why).
+ * the database in DATABASE_URL, that a store statement run three times is prepared once on its
+ * connection; and that store connections run without parallel query plans (postgres.ts says why).
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { sql } from 'kysely';
 import { MAX_NAMED, StatementNames } from './pg-named.ts';
+import type { PostgresStore } from './postgres.ts';
 import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
 
 test('statement names: one per distinct query text, none for control statements or past the limit', () => {
@@ -31,15 +31,24 @@ test('statement names: one per distinct query text, none for control statements 
   assert.equal(new StatementNames().limit, MAX_NAMED);
 });
 
-test('PostgreSQL: the store prepares each statement once per connection, with the same results', async (t) => {
+/** `fn` on a store in a fresh schema of DATABASE_URL (dropped after); skipped without one. */
+async function onTempStore(t: TestContext, poolSize: number, fn: (store: PostgresStore) => Promise<void>) {
   const url = testDatabaseUrl();
   if (url === undefined) {
     t.skip(PG_SKIP);
     return;
   }
   const temp = tempSchema(url);
-  const store = await temp.open({ poolSize: 1 });
+  const store = await temp.open({ poolSize });
   try {
+    await fn(store);
+  } finally {
+    await temp.drop(store);
+  }
+}
+
+test('PostgreSQL: a store statement run three times is prepared once on its connection', (t) =>
+  onTempStore(t, 1, async (store) => {
     const eid = '89001012012341234012345678901224';
     for (let i = 0; i < 3; i++) {
       assert.equal(await store.transaction((tx) => tx.getChip(eid)), undefined);
@@ -48,25 +57,12 @@ test('PostgreSQL: the store prepares each statement once per connection, with th
       SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'hq_%'`.execute(store.db);
     const chipQuery = prepared.rows.filter((r) => r.statement.includes('from "chips" where "eid" = $1'));
     assert.equal(chipQuery.length, 1, JSON.stringify(prepared.rows));
-  } finally {
-    await temp.drop(store);
-  }
-});
+  }));
 
-test('PostgreSQL: store connections run without parallel query plans', async (t) => {
-  const url = testDatabaseUrl();
-  if (url === undefined) {
-    t.skip(PG_SKIP);
-    return;
-  }
-  const temp = tempSchema(url);
-  const store = await temp.open({ poolSize: 2 });
-  try {
+test('PostgreSQL: store connections run without parallel query plans', (t) =>
+  onTempStore(t, 2, async (store) => {
     const { rows } = await sql<{
       max_parallel_workers_per_gather: string;
     }>`SHOW max_parallel_workers_per_gather`.execute(store.db);
     assert.equal(rows[0]?.max_parallel_workers_per_gather, '0');
-  } finally {
-    await temp.drop(store);
-  }
-});
+  }));

@@ -1,6 +1,6 @@
 /** Helpers shared by the repositories. */
 import type { Insertable } from 'kysely';
-import type { StoreConstraintError } from '../types.ts';
+import { StoreConstraintError } from '../types.ts';
 import type { Conn } from './conn.ts';
 
 /** Every column but the generated ones, none optional: an update then clears what is absent. */
@@ -57,22 +57,22 @@ export function changedValues<T extends object>(next: T, row: object): Partial<T
 
 /**
  * An insert under a natural key (an id) that is refused, when taken, with the memory store's
- * error before any other: `taken` checks the key and gives that refusal, or undefined; `write`
- * runs the other checks and ends with the one statement that inserts the row. PostgreSQL checks
- * the key first: a failed statement aborts its transaction, and a unique violation there is
- * taken for a race and the transaction run again (conn.ts). On SQLite a failed statement is
- * undone alone and the transaction goes on, and the key's UNIQUE constraint refuses a taken key,
- * so the key is checked only once `write` has failed: the same refusal, one statement less for
- * every insert that succeeds.
+ * error before any other: InvalidInput "`key.key` exists". `key.taken` says whether the key is in
+ * use; `write` runs the other checks and ends with the one statement that inserts the row.
+ * PostgreSQL checks the key first: a failed statement aborts its transaction, and a unique
+ * violation there is taken for a race and the transaction run again (conn.ts). On SQLite a failed
+ * statement is undone alone and the transaction goes on, and the key's UNIQUE constraint refuses a
+ * taken key, so the key is checked only once `write` has failed: the same refusal, one statement
+ * less for every insert that succeeds.
  */
 export async function insertUnlessTaken(
   c: Conn,
-  taken: () => Promise<StoreConstraintError | undefined>,
+  key: { readonly key: string; readonly taken: () => Promise<boolean> },
   write: () => Promise<unknown>,
 ): Promise<void> {
+  const refusal = () => new StoreConstraintError('InvalidInput', `${key.key} exists`);
   if (c.dialect === 'postgres') {
-    const refusal = await taken();
-    if (refusal) throw refusal;
+    if (await key.taken()) throw refusal();
     await write();
     return;
   }
@@ -80,7 +80,7 @@ export async function insertUnlessTaken(
     await write();
   } catch (e) {
     // If the key cannot be checked either, the write's own error says more.
-    throw (await taken().catch(() => undefined)) ?? e;
+    throw (await key.taken().catch(() => false)) ? refusal() : e;
   }
 }
 

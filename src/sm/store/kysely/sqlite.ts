@@ -9,7 +9,7 @@
  */
 import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { type Kysely, Kysely as KyselyDb, type SqliteDatabase, SqliteDialect, sql } from 'kysely';
+import { type Kysely, Kysely as KyselyDb, type SqliteDatabase, SqliteDialect } from 'kysely';
 import type { StoreTx } from '../types.ts';
 import { Conn, type GroupMemo } from './conn.ts';
 import { GroupQueue, type Waiting } from './group-queue.ts';
@@ -69,7 +69,7 @@ export class SqliteStore implements SqlStore {
   readonly path: string;
   readonly #queue: FileQueue;
   /** The connection under kysely, for the transaction control statements (see #control). */
-  readonly #raw: BetterSqlite3.Database | undefined;
+  readonly #raw: BetterSqlite3.Database;
   readonly #controls = new Map<ControlStatement, BetterSqlite3.Statement>();
   readonly #queued: GroupQueue;
   #pending: Promise<unknown> = Promise.resolve();
@@ -79,9 +79,9 @@ export class SqliteStore implements SqlStore {
   /**
    * `raw` is the better-sqlite3 connection kysely runs on: it says whether SQLite has a
    * transaction open (it may roll one back by itself on some errors), and runs the control
-   * statements. Without it (a kysely handle alone) they go through kysely.
+   * statements.
    */
-  constructor(db: Kysely<Database>, path: string, raw?: BetterSqlite3.Database) {
+  constructor(db: Kysely<Database>, path: string, raw: BetterSqlite3.Database) {
     this.db = db;
     this.path = path;
     this.#queue = queueFor(path);
@@ -92,7 +92,7 @@ export class SqliteStore implements SqlStore {
   }
 
   #inTransaction(): boolean {
-    return this.#raw?.inTransaction ?? true;
+    return this.#raw.inTransaction;
   }
 
   /**
@@ -100,11 +100,7 @@ export class SqliteStore implements SqlStore {
    * connection (one prepared statement each), not through kysely's compiler and driver. The
    * group runs inside kysely's hold on that one connection, so nothing else runs in between.
    */
-  async #control(db: Kysely<Database>, statement: ControlStatement): Promise<void> {
-    if (!this.#raw) {
-      await sql.raw(statement).execute(db);
-      return;
-    }
+  async #control(statement: ControlStatement): Promise<void> {
     let prepared = this.#controls.get(statement);
     if (!prepared) {
       prepared = this.#raw.prepare(statement);
@@ -135,7 +131,7 @@ export class SqliteStore implements SqlStore {
   async #group(db: Kysely<Database>, group: Waiting[]): Promise<void> {
     const done: { readonly item: Waiting; readonly value: unknown }[] = [];
     try {
-      await this.#control(db, 'BEGIN IMMEDIATE');
+      await this.#control('BEGIN IMMEDIATE');
     } catch (e) {
       for (const item of group) item.reject(e);
       return;
@@ -152,10 +148,10 @@ export class SqliteStore implements SqlStore {
       const conn = new Conn(db, 'sqlite', memo);
       const headBefore = memo.auditHead;
       try {
-        await this.#control(db, 'SAVEPOINT store_tx');
+        await this.#control('SAVEPOINT store_tx');
         const value = await item.fn(new KyselyTx(conn));
         conn.end();
-        await this.#control(db, 'RELEASE store_tx');
+        await this.#control('RELEASE store_tx');
         done.push({ item, value });
       } catch (e) {
         conn.end();
@@ -164,8 +160,8 @@ export class SqliteStore implements SqlStore {
         memo.auditHead = headBefore;
         if (this.#inTransaction()) {
           try {
-            await this.#control(db, 'ROLLBACK TO store_tx');
-            await this.#control(db, 'RELEASE store_tx');
+            await this.#control('ROLLBACK TO store_tx');
+            await this.#control('RELEASE store_tx');
           } catch (rollbackError) {
             lost = rollbackError;
           }
@@ -175,15 +171,15 @@ export class SqliteStore implements SqlStore {
       }
     }
     if (lost !== undefined) {
-      await this.#control(db, 'ROLLBACK').catch(() => undefined);
+      await this.#control('ROLLBACK').catch(() => undefined);
       for (const d of done) d.item.reject(lost);
       return;
     }
     try {
-      await this.#control(db, 'COMMIT');
+      await this.#control('COMMIT');
       this.#commits++;
     } catch (e) {
-      await this.#control(db, 'ROLLBACK').catch(() => undefined);
+      await this.#control('ROLLBACK').catch(() => undefined);
       for (const d of done) d.item.reject(e);
       return;
     }

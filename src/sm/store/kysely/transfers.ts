@@ -360,10 +360,7 @@ export async function countTransfers(
 export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> {
   await insertUnlessTaken(
     c,
-    async () =>
-      (await idExists(c, { id: t.id })).rows.length > 0
-        ? new StoreConstraintError('InvalidInput', `transfer id ${t.id} exists`)
-        : undefined,
+    { key: `transfer id ${t.id}`, taken: async () => (await idExists(c, { id: t.id })).rows.length > 0 },
     async () => {
       await check(c, t);
       const values = transferValues(t);
