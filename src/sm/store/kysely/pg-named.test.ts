@@ -1,7 +1,7 @@
 /**
  * Named prepared statements for PostgreSQL (pg-named.ts): which texts get a name, and, against
  * the database in DATABASE_URL, that a store statement run three times is prepared once on its
- * connection; and that store connections run without parallel query plans (postgres.ts says why).
+ * connection.
  */
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
@@ -57,12 +57,4 @@ test('PostgreSQL: a store statement run three times is prepared once on its conn
       SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'hq_%'`.execute(store.db);
     const chipQuery = prepared.rows.filter((r) => r.statement.includes('from "chips" where "eid" = $1'));
     assert.equal(chipQuery.length, 1, JSON.stringify(prepared.rows));
-  }));
-
-test('PostgreSQL: store connections run without parallel query plans', (t) =>
-  onTempStore(t, 2, async (store) => {
-    const { rows } = await sql<{
-      max_parallel_workers_per_gather: string;
-    }>`SHOW max_parallel_workers_per_gather`.execute(store.db);
-    assert.equal(rows[0]?.max_parallel_workers_per_gather, '0');
   }));

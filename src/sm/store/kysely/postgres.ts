@@ -12,13 +12,14 @@
  * function may therefore run more than once: it must not keep effects outside the store
  * (results it pushed to an outer array, messages it sent) from an attempt that did not commit.
  */
-import { type Kysely, Kysely as KyselyDb, PostgresDialect, sql } from 'kysely';
+import { type Kysely, Kysely as KyselyDb, sql } from 'kysely';
 import pg from 'pg';
 import type { StoreTx } from '../types.ts';
 import { Conn } from './conn.ts';
 import { isRetryable } from './errors.ts';
 import { GroupQueue, type Waiting } from './group-queue.ts';
 import { migrate } from './migrations.ts';
+import { CurrentSchemaPostgresDialect } from './pg-introspector.ts';
 import { namingPool } from './pg-named.ts';
 import type { Database } from './schema.ts';
 import { type SqlStore, StoreClosedError } from './store.ts';
@@ -196,15 +197,11 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  // No parallel query plans: the store's statements are small lookups that gain nothing from
-  // them, and kysely's migrator introspects the catalog with a query that PostgreSQL ran in
-  // parallel once in CI, on a database holding many test schemas; the parallel worker failed with
-  // 'schema "<the session's own search_path schema>" does not exist' (3F000, where: parallel
-  // worker), so opening the store failed. Sent as the first statement of every new connection.
-  pool.on('connect', (client) => {
-    client.query('SET max_parallel_workers_per_gather = 0').catch(() => undefined);
+  // The migrator's introspection sees only the current schema: kysely's own reads every schema
+  // and fails when another session drops one meanwhile (see pg-introspector.ts).
+  const db = new KyselyDb<Database>({
+    dialect: new CurrentSchemaPostgresDialect({ pool: namingPool(pool) }),
   });
-  const db = new KyselyDb<Database>({ dialect: new PostgresDialect({ pool: namingPool(pool) }) });
   try {
     if (schema !== undefined) await sql.raw(`CREATE SCHEMA IF NOT EXISTS ${schema}`).execute(db);
     const current =
