@@ -50,7 +50,7 @@ async function readHead(c: Conn): Promise<AuditHead | undefined> {
 }
 
 export async function appendAudit(c: Conn, input: AuditInput): Promise<AuditEntry> {
-  // The chain needs only the last entry's seq and hash: on SQLite read once per group (conn.ts).
+  // The chain needs only the last entry's seq and hash, read once per group (conn.ts).
   const entry = chainAuditEntry(c.memo?.auditHead ?? (await readHead(c)), input);
   await insertAudit(c, {
     seq: entry.seq,

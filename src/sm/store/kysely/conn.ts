@@ -14,12 +14,14 @@ export interface AuditHead {
 }
 
 /**
- * SQLite: what the store transactions of one group (one BEGIN IMMEDIATE … COMMIT, sqlite.ts)
- * remember between them. The group holds the file's write lock from BEGIN to COMMIT, so nothing
- * else appends to the audit log meanwhile: once one append has read the head, the next ones
- * take it from here instead of reading it again. sqlite.ts makes one per group (another process
- * may append between groups) and puts `auditHead` back as it was before a store transaction
- * that is rolled back to its savepoint.
+ * What the store transactions of one group (one database transaction, each store transaction in
+ * a savepoint) remember between them: once one append has read the audit head, the next ones take
+ * it from here instead of reading it again. SQLite: the group holds the file's write lock from
+ * BEGIN IMMEDIATE to COMMIT, so nothing else appends meanwhile. PostgreSQL: the group's
+ * SERIALIZABLE transaction reads one snapshot, so a second read would give the same row (plus
+ * its own appends); another process's append shows as a conflict on the next seq, as before.
+ * Each store makes one per group and attempt, and puts `auditHead` back as it was before a store
+ * transaction that is rolled back to its savepoint.
  */
 export interface GroupMemo {
   /** The head as this group's appends left it; undefined: not known yet, read it. */
@@ -53,10 +55,8 @@ export class Conn {
   }
 
   /**
-   * SQLite: the memo of the group this store transaction runs in, while it is open (a call the
-   * transaction left running must not move the head after sqlite.ts put it back). PostgreSQL:
-   * none, as other processes append to the same chain at any time (and reading the head is what
-   * lets SERIALIZABLE see two appends race).
+   * The memo of the group this store transaction runs in, while it is open (a call the
+   * transaction left running must not move the head after the store put it back).
    */
   get memo(): GroupMemo | undefined {
     return this.#db === undefined ? undefined : this.#memo;

@@ -15,7 +15,7 @@
 import { type Kysely, Kysely as KyselyDb, sql } from 'kysely';
 import pg from 'pg';
 import type { StoreTx } from '../types.ts';
-import { Conn } from './conn.ts';
+import { Conn, type GroupMemo } from './conn.ts';
 import { isRetryable } from './errors.ts';
 import { GroupQueue, type Waiting } from './group-queue.ts';
 import { migrate } from './migrations.ts';
@@ -148,21 +148,30 @@ export class PostgresStore implements SqlStore {
     rejected: Set<Waiting>,
   ): Promise<{ item: Waiting; value: unknown }[]> {
     const done: { item: Waiting; value: unknown }[] = [];
-    await sql`BEGIN ISOLATION LEVEL SERIALIZABLE`.execute(db);
+    // Control statements go in pairs where they can, as one simple-protocol query (one round
+    // trip): BEGIN with the first SAVEPOINT, RELEASE with the next one. A rolled-back store
+    // transaction leaves its savepoint in place, ready for the next one. COMMIT ends them all.
+    // The audit head as this group's appends left it (conn.ts): the transaction's snapshot is
+    // taken at its first statement, so reading the head again would give the same row.
+    const memo: GroupMemo = { auditHead: undefined };
     try {
+      await sql.raw('BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT store_tx').execute(db);
+      let savepointUsed = false;
       for (const item of group) {
-        const conn = new Conn(db, 'postgres');
-        await sql`SAVEPOINT store_tx`.execute(db);
+        if (savepointUsed) await sql.raw('RELEASE store_tx; SAVEPOINT store_tx').execute(db);
+        const conn = new Conn(db, 'postgres', memo);
+        const headBefore = memo.auditHead;
         try {
           const value = await item.fn(new KyselyTx(conn));
           conn.end();
-          await sql`RELEASE store_tx`.execute(db);
+          savepointUsed = true;
           done.push({ item, value });
         } catch (e) {
           conn.end();
+          memo.auditHead = headBefore;
           if (isRetryable(e) || conn.conflicted) throw new GroupConflict(e);
           await sql`ROLLBACK TO store_tx`.execute(db);
-          await sql`RELEASE store_tx`.execute(db);
+          savepointUsed = false;
           rejected.add(item);
           item.reject(e);
         }

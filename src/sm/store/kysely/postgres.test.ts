@@ -1,0 +1,189 @@
+/**
+ * The PostgreSQL store's group commit, against the database in DATABASE_URL, with the statements
+ * counted through kysely's log: the audit head read once per group (conn.ts: GroupMemo), the
+ * control statements in pairs (one round trip each), and the same chain and refusals as before,
+ * with store transactions rolled back to their savepoint and with another process appending.
+ */
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { findAuditBreak } from '../../audit-chain.ts';
+import { T0 } from '../contract.ts';
+import type { AuditEntry, StoreTx } from '../types.ts';
+import { PostgresStore } from './postgres.ts';
+import type { Database } from './schema.ts';
+import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
+
+const HEAD_READ = /^select "seq", "hash" from "audit" order by "seq" desc limit 1$/;
+const AUDIT_INSERT = /^insert into "audit"/;
+const CONTROL = /^(BEGIN|SAVEPOINT|RELEASE|ROLLBACK|COMMIT)/;
+
+interface Traced {
+  /** Stores on the schema, each on its own pool, all logging into `statements`. */
+  open(): PostgresStore;
+  /** Every statement text sent, in order. */
+  readonly statements: string[];
+  /** How many of the statements since the last call match `pattern` (statements then cleared). */
+  count(pattern: RegExp): number;
+}
+
+/** `fn` with stores on a fresh, migrated schema (dropped after); skipped without DATABASE_URL. */
+async function withTraced(t: TestContext, fn: (traced: Traced) => Promise<void>): Promise<void> {
+  const url = testDatabaseUrl();
+  if (url === undefined) {
+    t.skip(PG_SKIP);
+    return;
+  }
+  const temp = tempSchema(url);
+  const owner = await temp.open({ poolSize: 1 });
+  const stores: PostgresStore[] = [];
+  const statements: string[] = [];
+  const traced: Traced = {
+    open() {
+      const pool = new pg.Pool({ connectionString: url, max: 1, options: `-c search_path=${temp.schema}` });
+      const db = new Kysely<Database>({
+        dialect: new PostgresDialect({ pool }),
+        log: (event) => {
+          statements.push(event.query.sql);
+        },
+      });
+      const store = new PostgresStore(db);
+      stores.push(store);
+      return store;
+    },
+    statements,
+    count(pattern) {
+      const n = statements.filter((s) => pattern.test(s)).length;
+      statements.length = 0;
+      return n;
+    },
+  };
+  try {
+    await fn(traced);
+  } finally {
+    for (const store of stores) await store.close();
+    await temp.drop(owner);
+  }
+}
+
+const append = (tx: StoreTx, action: string) =>
+  tx.appendAudit({ at: T0, actor: 'system', action, details: {} });
+
+/** Queues `fns` in one turn of the event loop: one group, one PostgreSQL transaction. */
+function oneGroup<T>(store: PostgresStore, fns: ((tx: StoreTx) => Promise<T>)[]) {
+  return Promise.allSettled(fns.map((fn) => store.transaction(fn)));
+}
+
+async function assertChain(store: PostgresStore, actions: readonly string[]): Promise<AuditEntry[]> {
+  const entries = await store.transaction((tx) => tx.listAudit());
+  assert.equal(findAuditBreak(entries), undefined);
+  assert.deepEqual(
+    entries.map((e) => [e.seq, e.action]),
+    actions.map((a, i) => [i + 1, a]),
+  );
+  return entries;
+}
+
+describe('PostgreSQL store: group commit', () => {
+  it('reads the audit head once per group and sends its control statements in pairs', (t) =>
+    withTraced(t, async (traced) => {
+      const store = traced.open();
+      const results = await oneGroup(
+        store,
+        [1, 2, 3, 4, 5].map((n) => async (tx) => {
+          await append(tx, `a${n}`);
+          return append(tx, `b${n}`);
+        }),
+      );
+      assert.ok(results.every((r) => r.status === 'fulfilled'));
+      assert.equal(store.commits, 1);
+      const inGroup = [...traced.statements];
+      assert.deepEqual(
+        inGroup.filter((s) => CONTROL.test(s)),
+        [
+          'BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT store_tx',
+          ...Array(4).fill('RELEASE store_tx; SAVEPOINT store_tx'),
+          'COMMIT',
+        ],
+      );
+      assert.equal(inGroup.filter((s) => AUDIT_INSERT.test(s)).length, 10);
+      assert.equal(traced.count(HEAD_READ), 1);
+      await store.transaction((tx) => append(tx, 'c'));
+      assert.equal(traced.count(HEAD_READ), 1, 'the next group reads it again');
+      await assertChain(store, [1, 2, 3, 4, 5].flatMap((n) => [`a${n}`, `b${n}`]).concat('c'));
+    }));
+
+  it('puts the head back with a store transaction rolled back to its savepoint', (t) =>
+    withTraced(t, async (traced) => {
+      const store = traced.open();
+      const failed = new Error('failed after appending');
+      const results = await oneGroup(store, [
+        async (tx) => {
+          await append(tx, 'lost1');
+          throw failed;
+        },
+        (tx) => append(tx, 'kept1'),
+        async (tx) => {
+          await append(tx, 'lost2');
+          await append(tx, 'lost3');
+          throw failed;
+        },
+        (tx) => append(tx, 'kept2'),
+      ]);
+      assert.deepEqual(
+        results.map((r) => (r.status === 'fulfilled' ? r.value.seq : r.reason)),
+        [failed, 1, failed, 2],
+      );
+      // A rolled-back savepoint stays in place for the next store transaction.
+      assert.deepEqual(
+        traced.statements.filter((s) => CONTROL.test(s)),
+        [
+          'BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT store_tx',
+          'ROLLBACK TO store_tx',
+          'RELEASE store_tx; SAVEPOINT store_tx',
+          'ROLLBACK TO store_tx',
+          'COMMIT',
+        ],
+      );
+      assert.equal(traced.count(HEAD_READ), 2);
+      await assertChain(store, ['kept1', 'kept2']);
+    }));
+
+  it('keeps one unbroken chain while two processes append at the same time', (t) =>
+    withTraced(t, async (traced) => {
+      const [a, b] = [traced.open(), traced.open()];
+      // Rounds of one group each at the same time, until they have conflicted (a few rounds do).
+      let rounds = 0;
+      while (rounds < 4 || (a.retries + b.retries === 0 && rounds < 40)) {
+        const i = rounds++;
+        const results = (
+          await Promise.all(
+            (
+              [
+                ['a', a],
+                ['b', b],
+              ] as const
+            ).map(([name, store]) =>
+              oneGroup(
+                store,
+                [1, 2, 3].map((n) => (tx) => append(tx, `${name}${i}.${n}`)),
+              ),
+            ),
+          )
+        ).flat();
+        assert.ok(
+          results.every((r) => r.status === 'fulfilled'),
+          JSON.stringify(results.filter((r) => r.status === 'rejected')),
+        );
+      }
+      const entries = await a.transaction((tx) => tx.listAudit());
+      assert.equal(findAuditBreak(entries), undefined);
+      assert.equal(entries.length, rounds * 2 * 3);
+      assert.deepEqual(
+        entries.map((e) => e.seq),
+        entries.map((_, i) => i + 1),
+      );
+      assert.ok(a.retries + b.retries > 0, 'the two processes conflicted at least once');
+    }));
+});
