@@ -9,8 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { findAuditBreak } from '../../audit-chain.ts';
-import { T0 } from '../contract.ts';
-import type { AuditEntry, StoreTx } from '../types.ts';
+import { append, assertChain, oneGroup } from './group-testing.ts';
 import { PostgresStore } from './postgres.ts';
 import type { Database } from './schema.ts';
 import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
@@ -65,24 +64,6 @@ async function withTraced(t: TestContext, fn: (traced: Traced) => Promise<void>)
     for (const store of stores) await store.close();
     await temp.drop(owner);
   }
-}
-
-const append = (tx: StoreTx, action: string) =>
-  tx.appendAudit({ at: T0, actor: 'system', action, details: {} });
-
-/** Queues `fns` in one turn of the event loop: one group, one PostgreSQL transaction. */
-function oneGroup<T>(store: PostgresStore, fns: ((tx: StoreTx) => Promise<T>)[]) {
-  return Promise.allSettled(fns.map((fn) => store.transaction(fn)));
-}
-
-async function assertChain(store: PostgresStore, actions: readonly string[]): Promise<AuditEntry[]> {
-  const entries = await store.transaction((tx) => tx.listAudit());
-  assert.equal(findAuditBreak(entries), undefined);
-  assert.deepEqual(
-    entries.map((e) => [e.seq, e.action]),
-    actions.map((a, i) => [i + 1, a]),
-  );
-  return entries;
 }
 
 describe('PostgreSQL store: group commit', () => {

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
-import { findAuditBreak } from '../../audit-chain.ts';
 import { chip, deviceItem, EID, EID2, incoming, order, outgoing, peerItem, T0 } from '../contract.ts';
-import { type AuditEntry, StoreConstraintError, type StoreTx } from '../types.ts';
+import { StoreConstraintError } from '../types.ts';
+import { append, assertChain, oneGroup } from './group-testing.ts';
 import type { Database } from './schema.ts';
 import { SqliteStore } from './sqlite.ts';
 import { tempSqlite } from './testing.ts';
@@ -52,24 +52,6 @@ async function tracedStore(): Promise<Traced> {
       file.remove();
     },
   };
-}
-
-const append = (tx: StoreTx, action: string) =>
-  tx.appendAudit({ at: T0, actor: 'system', action, details: {} });
-
-/** Queues `fns` in one turn of the event loop: one group, one SQLite transaction. */
-function oneGroup<T>(store: SqliteStore, fns: ((tx: StoreTx) => Promise<T>)[]) {
-  return Promise.allSettled(fns.map((fn) => store.transaction(fn)));
-}
-
-async function assertChain(store: SqliteStore, actions: readonly string[]): Promise<AuditEntry[]> {
-  const entries = await store.transaction((tx) => tx.listAudit());
-  assert.equal(findAuditBreak(entries), undefined);
-  assert.deepEqual(
-    entries.map((e) => [e.seq, e.action]),
-    actions.map((a, i) => [i + 1, a]),
-  );
-  return entries;
 }
 
 describe('SQLite store: the audit head', () => {
