@@ -103,19 +103,35 @@ export async function listOrders(
 }
 
 export async function insertOrder(c: Conn, order: OrderRecord): Promise<void> {
-  await insertUnlessTaken(c, { key: `order id ${order.id}`, taken: () => exists(c, order.id) }, () => {
+  await insertUnlessTaken(c, { key: `order id ${order.id}`, taken: () => exists(c, order.id) }, async () => {
     const values = orderValues(order);
-    return c.run((db) => db.insertInto('orders').values(values).execute(), {
-      eid: order.eid,
-      id: `order id ${order.id}`,
-    });
+    const result = await c.run(
+      (db) =>
+        db
+          .insertInto('orders')
+          .values(values)
+          .onConflict((oc) => oc.column('id').doNothing())
+          .executeTakeFirstOrThrow(),
+      { eid: order.eid, id: `order id ${order.id}` },
+    );
+    return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
   });
 }
 
 export async function saveOrder(c: Conn, order: OrderRecord): Promise<void> {
-  if (!(await exists(c, order.id))) throw new StoreConstraintError('InvalidInput', `no order ${order.id}`);
-  const { id: _id, ...values } = orderValues(order);
-  await c.run((db) => db.updateTable('orders').set(values).where('id', '=', order.id).execute(), {
-    eid: order.eid,
-  });
+  const noOrder = () => new StoreConstraintError('InvalidInput', `no order ${order.id}`);
+  let values: Omit<ReturnType<typeof orderValues>, 'id'>;
+  try {
+    const { id: _id, ...rest } = orderValues(order);
+    values = rest;
+  } catch (e) {
+    // A missing order is refused first, as in the memory store, whatever else is wrong with it.
+    throw (await exists(c, order.id)) ? e : noOrder();
+  }
+  // An update of no row changes nothing, so it stands in for reading the row first.
+  const result = await c.run(
+    (db) => db.updateTable('orders').set(values).where('id', '=', order.id).executeTakeFirstOrThrow(),
+    { eid: order.eid },
+  );
+  if (result.numUpdatedRows === 0n) throw noOrder();
 }

@@ -23,6 +23,7 @@ import {
   insertUnlessTaken,
   recalled,
   remember,
+  rowsInserted,
   type Values,
 } from './rows.ts';
 import type { OutboxTable } from './schema.ts';
@@ -239,7 +240,12 @@ const idExists = prepared((db, p: { id: string }) =>
 const rowById = prepared((db, p: { id: string }) =>
   db.selectFrom('outbox').select(COLUMNS).where('id', '=', p.id),
 );
-const insertRow = prepared((db, v: OutboxValues) => db.insertInto('outbox').values(v));
+const insertRow = prepared((db, v: OutboxValues) =>
+  db
+    .insertInto('outbox')
+    .values(v)
+    .onConflict((oc) => oc.column('id').doNothing()),
+);
 const updateRow = prepared((db, p: Partial<OutboxValues> & { id: string }) => {
   const { id, ...set } = p;
   return db.updateTable('outbox').set(set).where('id', '=', id);
@@ -251,8 +257,10 @@ export async function enqueue(c: Conn, item: OutboxItem): Promise<void> {
     { key: `outbox id ${item.id}`, taken: async () => (await idExists(c, { id: item.id })).rows.length > 0 },
     async () => {
       const values = outboxValues(item);
-      await insertRow(c, values, { eid: item.eid, id: `outbox id ${item.id}` });
+      if (!rowsInserted(await insertRow(c, values, { eid: item.eid, id: `outbox id ${item.id}` })))
+        return false;
       remember(c, 'outbox', values);
+      return true;
     },
   );
 }

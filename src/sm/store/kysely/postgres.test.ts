@@ -9,6 +9,7 @@ import { describe, it, type TestContext } from 'node:test';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { findAuditBreak } from '../../audit-chain.ts';
+import { chip, deviceItem, EID2, order, outgoing, peerItem } from '../contract.ts';
 import { append, assertChain, oneGroup } from './group-testing.ts';
 import { PostgresStore } from './postgres.ts';
 import type { Database } from './schema.ts';
@@ -166,5 +167,40 @@ describe('PostgreSQL store: group commit', () => {
         entries.map((_, i) => i + 1),
       );
       assert.ok(a.retries + b.retries > 0, 'the two processes conflicted at least once');
+    }));
+});
+
+describe('PostgreSQL store: an insert checks its id only when it fails', () => {
+  const ID_CHECK = /^select "id" from "(outbox|transfers|orders)" where "id" = /;
+  const exists = (what: string) => ({ code: 'InvalidInput', message: `${what} exists` });
+
+  it('no id check for an insert, a taken id refused first, and the transaction goes on', (t) =>
+    withTraced(t, async (traced) => {
+      const store = traced.open();
+      const pid = (v: number) => new Uint8Array(16).fill(v);
+      await store.transaction(async (tx) => {
+        await tx.putChip(chip());
+        await tx.putChip(chip({ eid: EID2 }));
+        await tx.insertTransfer(outgoing('a', { permissionId: pid(1) }));
+        await tx.insertOrder(order('o1'));
+        await tx.enqueue(deviceItem('d1'));
+      });
+      assert.equal(traced.count(ID_CHECK), 0);
+      await store.transaction(async (tx) => {
+        // Taken ids come before the other refusals (PermissionReused here), as in the memory store.
+        await assert.rejects(
+          tx.insertTransfer(outgoing('a', { eid: EID2, permissionId: pid(1) })),
+          exists('transfer id a'),
+        );
+        await assert.rejects(tx.insertOrder(order('o1', { eid: EID2 })), exists('order id o1'));
+        await assert.rejects(tx.enqueue(peerItem('d1')), exists('outbox id d1'));
+        await tx.enqueue(deviceItem('d2'));
+      });
+      const ids = await store.transaction(async (tx) => ({
+        transfers: (await tx.listTransfers()).map((x) => x.id),
+        orders: (await tx.listOrders()).map((x) => x.id),
+        outbox: (await tx.listOutbox()).map((x) => x.id),
+      }));
+      assert.deepEqual(ids, { transfers: ['a'], orders: ['o1'], outbox: ['d1', 'd2'] });
     }));
 });

@@ -37,7 +37,16 @@ import {
 } from './codec.ts';
 import type { Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
-import { allTaken, changedValues, hex, insertUnlessTaken, recalled, remember, type Values } from './rows.ts';
+import {
+  allTaken,
+  changedValues,
+  hex,
+  insertUnlessTaken,
+  recalled,
+  remember,
+  rowsInserted,
+  type Values,
+} from './rows.ts';
 import type { TransfersTable } from './schema.ts';
 
 type TransferValues = Values<TransfersTable>;
@@ -243,7 +252,12 @@ const otherOpenIn = (direction: 'outgoing' | 'incoming') =>
       .where('id', '<>', p.id),
   );
 const otherOpen = { outgoing: otherOpenIn('outgoing'), incoming: otherOpenIn('incoming') };
-const insertRow = prepared((db, v: TransferValues) => db.insertInto('transfers').values(v));
+const insertRow = prepared((db, v: TransferValues) =>
+  db
+    .insertInto('transfers')
+    .values(v)
+    .onConflict((oc) => oc.column('id').doNothing()),
+);
 /** A chip's transfers one way, in creation order: what the SM looks up on every message about a chip. */
 const byEidAndDirection = prepared((db, p: { eid: string; direction: 'outgoing' | 'incoming' }) =>
   db
@@ -364,8 +378,9 @@ export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> 
     async () => {
       await check(c, t);
       const values = transferValues(t);
-      await insertRow(c, values, hintOf(t));
+      if (!rowsInserted(await insertRow(c, values, hintOf(t)))) return false;
       remember(c, 'transfers', values);
+      return true;
     },
   );
 }
