@@ -572,6 +572,8 @@ async function main(): Promise<void> {
       concurrency: o.concurrency,
       ...(o.bulk === undefined && { orderConcurrency: o.orderConcurrency }),
       ...(o.bulk !== undefined && { bulk: { concurrency: o.bulk, ratePerSecond: o.bulkRate } }),
+      // The V8 heap cap of each child (--heap-mb), when set: peak RSS depends on it.
+      ...(o.heapMb !== undefined && { heapMb: o.heapMb }),
       cores,
       loadAverage: os.loadavg().map((l) => Number(l.toFixed(2))),
       transfers: completed.length,
