@@ -92,8 +92,6 @@ export class SqlIdempotencyStore implements IdempotencyStore {
   begin(operatorId: string, key: string, fingerprint: string, now: Date): Promise<IdempotencyBegin> {
     return this.#store.transaction(async (tx) => {
       const c = transactionConn(tx);
-      const row = await find(c, operatorId, key);
-      if (row && timeOut(row.expires_at).getTime() >= now.getTime()) return beginOf(row);
       const reservation = {
         fingerprint,
         state: 'inProgress' as const,
@@ -103,20 +101,23 @@ export class SqlIdempotencyStore implements IdempotencyStore {
         completed_at: null,
         expires_at: later(now, IN_PROGRESS_TTL_MS),
       };
-      if (row) {
-        await c.run((db) =>
-          db
-            .updateTable('idempotency_keys')
-            .set(reservation)
-            .where('operator_id', '=', operatorId)
-            .where('key', '=', key)
-            .execute(),
-        );
-      } else {
+      // A new key (the usual case) is reserved by one statement; a key in use did nothing here.
+      const [inserted] = await c.run((db) =>
+        db
+          .insertInto('idempotency_keys')
+          .values({ operator_id: operatorId, key, ...reservation })
+          .onConflict((oc) => oc.columns(['operator_id', 'key']).doNothing())
+          .execute(),
+      );
+      if ((inserted?.numInsertedOrUpdatedRows ?? 0n) === 0n) {
+        const row = await find(c, operatorId, key);
+        if (row && timeOut(row.expires_at).getTime() >= now.getTime()) return beginOf(row);
+        // Expired: reserved again, as new.
         await c.run((db) =>
           db
             .insertInto('idempotency_keys')
             .values({ operator_id: operatorId, key, ...reservation })
+            .onConflict((oc) => oc.columns(['operator_id', 'key']).doUpdateSet(reservation))
             .execute(),
         );
       }
