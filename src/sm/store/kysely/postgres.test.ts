@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { findAuditBreak } from '../../audit-chain.ts';
 import { chip, deviceItem, EID2, order, outgoing, peerItem } from '../contract.ts';
@@ -14,6 +14,7 @@ import { append, assertChain, oneGroup } from './group-testing.ts';
 import { PostgresStore } from './postgres.ts';
 import type { Database } from './schema.ts';
 import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
+import { transactionDb } from './tx.ts';
 
 const HEAD_READ = /^select "seq", "hash" from "audit" order by "seq" desc limit 1$/;
 const AUDIT_INSERT = /^insert into "audit"/;
@@ -85,7 +86,7 @@ describe('PostgreSQL store: group commit', () => {
         inGroup.filter((s) => CONTROL.test(s)),
         [
           'BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT store_tx',
-          ...Array(4).fill('RELEASE store_tx; SAVEPOINT store_tx'),
+          ...Array(5).fill('RELEASE store_tx; SAVEPOINT store_tx'),
           'COMMIT',
         ],
       );
@@ -125,10 +126,32 @@ describe('PostgreSQL store: group commit', () => {
           'ROLLBACK TO store_tx',
           'RELEASE store_tx; SAVEPOINT store_tx',
           'ROLLBACK TO store_tx',
+          'RELEASE store_tx; SAVEPOINT store_tx',
           'COMMIT',
         ],
       );
       assert.equal(traced.count(HEAD_READ), 2);
+      await assertChain(store, ['kept1', 'kept2']);
+    }));
+
+  it('rejects alone a store transaction that returned with a failed statement caught', (t) =>
+    withTraced(t, async (traced) => {
+      const store = traced.open();
+      const results = await oneGroup(store, [
+        (tx) => append(tx, 'kept1'),
+        async (tx) => {
+          await append(tx, 'lost');
+          // The statement fails and aborts PostgreSQL's transaction; the function goes on.
+          await sql`SELECT 1 / 0`.execute(transactionDb(tx)).catch(() => undefined);
+          return append(tx, 'never').catch(() => undefined);
+        },
+        (tx) => append(tx, 'kept2'),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled'],
+      );
+      assert.equal(store.commits, 1);
       await assertChain(store, ['kept1', 'kept2']);
     }));
 

@@ -148,35 +148,37 @@ export class PostgresStore implements SqlStore {
     rejected: Set<Waiting>,
   ): Promise<{ item: Waiting; value: unknown }[]> {
     const done: { item: Waiting; value: unknown }[] = [];
-    // Control statements go in pairs where they can, as one simple-protocol query (one round
-    // trip): BEGIN with the first SAVEPOINT, RELEASE with the next one. A rolled-back store
-    // transaction leaves its savepoint in place, ready for the next one. COMMIT ends them all.
+    // Control statements go in pairs, each pair one simple-protocol query (one round trip):
+    // BEGIN with the first SAVEPOINT, and after each store transaction that returned, RELEASE
+    // with the next SAVEPOINT. The RELEASE fails if that store transaction left PostgreSQL's
+    // transaction aborted (a failed statement it caught), which then rejects it alone, as a
+    // throw would. A rolled-back savepoint stays in place for the next store transaction.
     // The audit head as this group's appends left it (conn.ts): the transaction's snapshot is
     // taken at its first statement, so reading the head again would give the same row.
     const memo: GroupMemo = { auditHead: undefined };
     try {
       await sql.raw('BEGIN ISOLATION LEVEL SERIALIZABLE; SAVEPOINT store_tx').execute(db);
-      let savepointUsed = false;
       for (const item of group) {
-        if (savepointUsed) await sql.raw('RELEASE store_tx; SAVEPOINT store_tx').execute(db);
         const conn = new Conn(db, 'postgres', memo);
         const headBefore = memo.auditHead;
         try {
           const value = await item.fn(new KyselyTx(conn));
           conn.end();
-          savepointUsed = true;
+          await sql.raw('RELEASE store_tx; SAVEPOINT store_tx').execute(db);
           done.push({ item, value });
         } catch (e) {
           conn.end();
           memo.auditHead = headBefore;
           if (isRetryable(e) || conn.conflicted) throw new GroupConflict(e);
           await sql`ROLLBACK TO store_tx`.execute(db);
-          savepointUsed = false;
           rejected.add(item);
           item.reject(e);
         }
       }
-      await sql`COMMIT`.execute(db);
+      // COMMIT of a transaction that is aborted after all answers ROLLBACK instead of failing.
+      const { rows } = await sql<{ command?: string }>`COMMIT`.execute(db);
+      if (rows[0]?.command === 'ROLLBACK')
+        throw new Error('PostgreSQL rolled the transaction back at COMMIT');
       this.#commits++;
       return done;
     } catch (e) {
