@@ -16,7 +16,7 @@ import { HandoverError } from '../protocol/errors.ts';
 import { chainAuditEntry } from '../sm/audit-chain.ts';
 import { SQLITE_FILE } from '../sm/server-config.ts';
 import { openSqliteStore, type SqlStore } from '../sm/store/kysely/index.ts';
-import { PG_SKIP, tempSchema, testDatabaseUrl } from '../sm/store/kysely/testing.ts';
+import { tempSchema, testDatabaseUrlOrSkip } from '../sm/store/kysely/testing.ts';
 import type { AuditEntry } from '../sm/store/types.ts';
 import { verifyAuditLog } from './audit-command.ts';
 
@@ -161,11 +161,8 @@ describe('handover audit verify (SQLite)', () => {
 });
 
 test('handover audit verify (PostgreSQL, DATABASE_URL): intact, then an edited entry', async (t) => {
-  const url = testDatabaseUrl();
-  if (url === undefined) {
-    t.skip(PG_SKIP);
-    return;
-  }
+  const url = testDatabaseUrlOrSkip(t);
+  if (url === undefined) return;
   const schema = tempSchema(url);
   const store = await schema.open({ poolSize: 2 });
   try {

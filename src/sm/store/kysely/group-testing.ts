@@ -32,3 +32,29 @@ export async function assertChain(
   );
   return entries;
 }
+
+/**
+ * One group of four store transactions: the first and the third append and then fail, the
+ * second and the fourth append and commit. Asserts that the two kept appends got seq 1 and 2.
+ */
+export async function groupWithRollbacks(store: TransactionRunner): Promise<void> {
+  const failed = new Error('failed after appending');
+  const results = await oneGroup(store, [
+    // The first of the group fails: the next one reads the head itself.
+    async (tx) => {
+      await append(tx, 'lost1');
+      throw failed;
+    },
+    (tx) => append(tx, 'kept1'),
+    async (tx) => {
+      await append(tx, 'lost2');
+      await append(tx, 'lost3');
+      throw failed;
+    },
+    (tx) => append(tx, 'kept2'),
+  ]);
+  assert.deepEqual(
+    results.map((r) => (r.status === 'fulfilled' ? r.value.seq : r.reason)),
+    [failed, 1, failed, 2],
+  );
+}

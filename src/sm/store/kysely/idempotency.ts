@@ -115,9 +115,10 @@ export class SqlIdempotencyStore implements IdempotencyStore {
         // Expired: reserved again, as new.
         await c.run((db) =>
           db
-            .insertInto('idempotency_keys')
-            .values({ operator_id: operatorId, key, ...reservation })
-            .onConflict((oc) => oc.columns(['operator_id', 'key']).doUpdateSet(reservation))
+            .updateTable('idempotency_keys')
+            .set(reservation)
+            .where('operator_id', '=', operatorId)
+            .where('key', '=', key)
             .execute(),
         );
       }

@@ -2,6 +2,7 @@
 import { type OrderRecord, StoreConstraintError } from '../types.ts';
 import { boolIn, boolOut, bytesOrNull, bytesOut, timeIn, timeOut } from './codec.ts';
 import type { Conn } from './conn.ts';
+import { prepared } from './prepared.ts';
 import { allTaken, insertUnlessTaken, type Values } from './rows.ts';
 import type { OrdersTable } from './schema.ts';
 
@@ -102,19 +103,17 @@ export async function listOrders(
   return rows.map(orderOf);
 }
 
+const insertRow = prepared((db, v: Values<OrdersTable>) =>
+  db
+    .insertInto('orders')
+    .values(v)
+    .onConflict((oc) => oc.column('id').doNothing()),
+);
+
 export async function insertOrder(c: Conn, order: OrderRecord): Promise<void> {
-  await insertUnlessTaken(c, { key: `order id ${order.id}`, taken: () => exists(c, order.id) }, async () => {
-    const values = orderValues(order);
-    const result = await c.run(
-      (db) =>
-        db
-          .insertInto('orders')
-          .values(values)
-          .onConflict((oc) => oc.column('id').doNothing())
-          .executeTakeFirstOrThrow(),
-      { eid: order.eid, id: `order id ${order.id}` },
-    );
-    return (result.numInsertedOrUpdatedRows ?? 0n) > 0n;
+  await insertUnlessTaken({ key: `order id ${order.id}`, taken: () => exists(c, order.id) }, async () => {
+    const row = orderValues(order);
+    return { row, result: await insertRow(c, row, { eid: order.eid, id: `order id ${order.id}` }) };
   });
 }
 

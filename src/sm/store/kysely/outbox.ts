@@ -23,7 +23,6 @@ import {
   insertUnlessTaken,
   recalled,
   remember,
-  rowsInserted,
   type Values,
 } from './rows.ts';
 import type { OutboxTable } from './schema.ts';
@@ -252,17 +251,14 @@ const updateRow = prepared((db, p: Partial<OutboxValues> & { id: string }) => {
 });
 
 export async function enqueue(c: Conn, item: OutboxItem): Promise<void> {
-  await insertUnlessTaken(
-    c,
+  const row = await insertUnlessTaken(
     { key: `outbox id ${item.id}`, taken: async () => (await idExists(c, { id: item.id })).rows.length > 0 },
     async () => {
-      const values = outboxValues(item);
-      if (!rowsInserted(await insertRow(c, values, { eid: item.eid, id: `outbox id ${item.id}` })))
-        return false;
-      remember(c, 'outbox', values);
-      return true;
+      const row = outboxValues(item);
+      return { row, result: await insertRow(c, row, { eid: item.eid, id: `outbox id ${item.id}` }) };
     },
   );
+  remember(c, 'outbox', row);
 }
 
 export async function getOutbox(c: Conn, id: string): Promise<OutboxItem | undefined> {

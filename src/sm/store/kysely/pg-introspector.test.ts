@@ -10,7 +10,7 @@ import { PostgresIntrospector, type TableMetadata } from 'kysely';
 import pg from 'pg';
 import { CurrentSchemaIntrospector } from './pg-introspector.ts';
 import type { PostgresStore } from './postgres.ts';
-import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
+import { tempSchema, testDatabaseUrlOrSkip } from './testing.ts';
 
 /** kysely's own tables, read again when a schema dropped meanwhile by another test fails the read. */
 async function kyselyTables(store: PostgresStore): Promise<TableMetadata[]> {
@@ -23,14 +23,8 @@ async function kyselyTables(store: PostgresStore): Promise<TableMetadata[]> {
   }
 }
 
-function databaseUrl(t: TestContext): string | undefined {
-  const url = testDatabaseUrl();
-  if (url === undefined) t.skip(PG_SKIP);
-  return url;
-}
-
 test('PostgreSQL introspection: the current schema only, its tables with their columns in order', async (t) => {
-  const url = databaseUrl(t);
+  const url = testDatabaseUrlOrSkip(t);
   if (url === undefined) return;
   const mine = tempSchema(url);
   const other = tempSchema(url);
@@ -63,7 +57,7 @@ test('PostgreSQL introspection: the current schema only, its tables with their c
 });
 
 test('PostgreSQL: stores open while another session creates and drops schemas', async (t) => {
-  const url = databaseUrl(t);
+  const url = testDatabaseUrlOrSkip(t);
   if (url === undefined) return;
   const churn = new pg.Client({ connectionString: url });
   await churn.connect();

@@ -8,7 +8,7 @@ import { type TestContext, test } from 'node:test';
 import { sql } from 'kysely';
 import { MAX_NAMED, StatementNames } from './pg-named.ts';
 import type { PostgresStore } from './postgres.ts';
-import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
+import { tempSchema, testDatabaseUrlOrSkip } from './testing.ts';
 
 test('statement names: one per distinct query text, none for control statements or past the limit', () => {
   const names = new StatementNames(3);
@@ -33,11 +33,8 @@ test('statement names: one per distinct query text, none for control statements 
 
 /** `fn` on a store in a fresh schema of DATABASE_URL (dropped after); skipped without one. */
 async function onTempStore(t: TestContext, poolSize: number, fn: (store: PostgresStore) => Promise<void>) {
-  const url = testDatabaseUrl();
-  if (url === undefined) {
-    t.skip(PG_SKIP);
-    return;
-  }
+  const url = testDatabaseUrlOrSkip(t);
+  if (url === undefined) return;
   const temp = tempSchema(url);
   const store = await temp.open({ poolSize });
   try {

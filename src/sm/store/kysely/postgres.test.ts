@@ -10,10 +10,10 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { findAuditBreak } from '../../audit-chain.ts';
 import { chip, deviceItem, EID2, order, outgoing, peerItem } from '../contract.ts';
-import { append, assertChain, oneGroup } from './group-testing.ts';
+import { append, assertChain, groupWithRollbacks, oneGroup } from './group-testing.ts';
 import { PostgresStore } from './postgres.ts';
 import type { Database } from './schema.ts';
-import { PG_SKIP, tempSchema, testDatabaseUrl } from './testing.ts';
+import { tempSchema, testDatabaseUrlOrSkip } from './testing.ts';
 import { transactionDb } from './tx.ts';
 
 const HEAD_READ = /^select "seq", "hash" from "audit" order by "seq" desc limit 1$/;
@@ -31,11 +31,8 @@ interface Traced {
 
 /** `fn` with stores on a fresh, migrated schema (dropped after); skipped without DATABASE_URL. */
 async function withTraced(t: TestContext, fn: (traced: Traced) => Promise<void>): Promise<void> {
-  const url = testDatabaseUrl();
-  if (url === undefined) {
-    t.skip(PG_SKIP);
-    return;
-  }
+  const url = testDatabaseUrlOrSkip(t);
+  if (url === undefined) return;
   const temp = tempSchema(url);
   const owner = await temp.open({ poolSize: 1 });
   const stores: PostgresStore[] = [];
@@ -100,24 +97,7 @@ describe('PostgreSQL store: group commit', () => {
   it('puts the head back with a store transaction rolled back to its savepoint', (t) =>
     withTraced(t, async (traced) => {
       const store = traced.open();
-      const failed = new Error('failed after appending');
-      const results = await oneGroup(store, [
-        async (tx) => {
-          await append(tx, 'lost1');
-          throw failed;
-        },
-        (tx) => append(tx, 'kept1'),
-        async (tx) => {
-          await append(tx, 'lost2');
-          await append(tx, 'lost3');
-          throw failed;
-        },
-        (tx) => append(tx, 'kept2'),
-      ]);
-      assert.deepEqual(
-        results.map((r) => (r.status === 'fulfilled' ? r.value.seq : r.reason)),
-        [failed, 1, failed, 2],
-      );
+      await groupWithRollbacks(store);
       // A rolled-back savepoint stays in place for the next store transaction.
       assert.deepEqual(
         traced.statements.filter((s) => CONTROL.test(s)),

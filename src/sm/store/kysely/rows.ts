@@ -58,33 +58,30 @@ export function changedValues<T extends object>(next: T, row: object): Partial<T
 /**
  * An insert under a natural key (an id) that is refused, when taken, with the memory store's
  * error before any other: InvalidInput "`key.key` exists". `write` runs the other checks and ends
- * with the one statement that inserts the row, as `INSERT … ON CONFLICT (id) DO NOTHING`; it
- * returns whether that inserted the row (rowsInserted). So a taken key costs no statement of its
- * own: the insert does nothing and the key's refusal follows. When `write` fails (another check
- * refused, or the database did), `key.taken` says whether the key's refusal comes first. On
- * PostgreSQL a failed statement aborts the transaction, so `key.taken` fails too and the write's
- * own error stands (a unique violation there is a race, and the transaction runs again: conn.ts);
- * a taken key that this SERIALIZABLE snapshot cannot see is a serialization failure, the same.
+ * with the one statement that inserts the row, as `INSERT … ON CONFLICT (id) DO NOTHING`, giving
+ * the row's values and that statement's result; the values come back once the row is in. So a
+ * taken key costs no statement of its own: the insert does nothing and the key's refusal follows.
+ * When `write` fails (another check refused, or the database did), `key.taken` says whether the
+ * key's refusal comes first. On PostgreSQL a failed statement aborts the transaction, so
+ * `key.taken` fails too and the write's own error stands (a unique violation there is a race, and
+ * the transaction runs again: conn.ts); a taken key that this SERIALIZABLE snapshot cannot see is
+ * a serialization failure, the same.
  */
-export async function insertUnlessTaken(
-  c: Conn,
+export async function insertUnlessTaken<R>(
   key: { readonly key: string; readonly taken: () => Promise<boolean> },
-  write: () => Promise<boolean>,
-): Promise<void> {
+  write: () => Promise<{ readonly row: R; readonly result: { readonly numAffectedRows?: bigint } }>,
+): Promise<R> {
   const refusal = () => new StoreConstraintError('InvalidInput', `${key.key} exists`);
-  let inserted: boolean;
+  let written: Awaited<ReturnType<typeof write>>;
   try {
-    inserted = await write();
+    written = await write();
   } catch (e) {
     // If the key cannot be checked either, the write's own error says more.
     throw (await key.taken().catch(() => false)) ? refusal() : e;
   }
-  if (!inserted) throw refusal();
+  if ((written.result.numAffectedRows ?? 0n) === 0n) throw refusal();
+  return written.row;
 }
-
-/** Whether an INSERT (… ON CONFLICT DO NOTHING) run as a raw query inserted a row. */
-export const rowsInserted = (r: { readonly numAffectedRows?: bigint }): boolean =>
-  (r.numAffectedRows ?? 0n) > 0n;
 
 /** Keeps `row` as this transaction's view of it (Conn.rows); returns it. */
 export function remember<R extends { readonly id: string }>(

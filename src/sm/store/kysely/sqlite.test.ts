@@ -9,7 +9,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql } from 'kysely';
 import { chip, deviceItem, EID, EID2, incoming, order, outgoing, peerItem, T0 } from '../contract.ts';
 import { StoreConstraintError } from '../types.ts';
-import { append, assertChain, oneGroup } from './group-testing.ts';
+import { append, assertChain, groupWithRollbacks, oneGroup } from './group-testing.ts';
 import type { Database } from './schema.ts';
 import { SqliteStore } from './sqlite.ts';
 import { tempSqlite } from './testing.ts';
@@ -83,25 +83,7 @@ describe('SQLite store: the audit head', () => {
   it('goes back with a store transaction rolled back to its savepoint', async () => {
     const t = await tracedStore();
     try {
-      const failed = new Error('failed after appending');
-      const results = await oneGroup(t.store, [
-        // The first of the group fails: the next one reads the head itself.
-        async (tx) => {
-          await append(tx, 'lost1');
-          throw failed;
-        },
-        (tx) => append(tx, 'kept1'),
-        async (tx) => {
-          await append(tx, 'lost2');
-          await append(tx, 'lost3');
-          throw failed;
-        },
-        (tx) => append(tx, 'kept2'),
-      ]);
-      assert.deepEqual(
-        results.map((r) => (r.status === 'fulfilled' ? r.value.seq : r.reason)),
-        [failed, 1, failed, 2],
-      );
+      await groupWithRollbacks(t.store);
       assert.equal(t.count(HEAD_READ), 2);
       await assertChain(t.store, ['kept1', 'kept2']);
     } finally {

@@ -19,6 +19,13 @@ export const PG_SKIP = 'DATABASE_URL not set: PostgreSQL store tests skipped';
 /** The PostgreSQL URL for tests, or undefined (then PostgreSQL tests call t.skip(PG_SKIP)). */
 export const testDatabaseUrl = (): string | undefined => process.env.DATABASE_URL || undefined;
 
+/** testDatabaseUrl(), or undefined after marking the test skipped with PG_SKIP. */
+export function testDatabaseUrlOrSkip(t: { skip(message?: string): void }): string | undefined {
+  const url = testDatabaseUrl();
+  if (url === undefined) t.skip(PG_SKIP);
+  return url;
+}
+
 export interface TempSqlite {
   readonly path: string;
   open(): Promise<SqliteStore>;

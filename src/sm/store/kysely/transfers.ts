@@ -37,16 +37,7 @@ import {
 } from './codec.ts';
 import type { Conn } from './conn.ts';
 import { prepared } from './prepared.ts';
-import {
-  allTaken,
-  changedValues,
-  hex,
-  insertUnlessTaken,
-  recalled,
-  remember,
-  rowsInserted,
-  type Values,
-} from './rows.ts';
+import { allTaken, changedValues, hex, insertUnlessTaken, recalled, remember, type Values } from './rows.ts';
 import type { TransfersTable } from './schema.ts';
 
 type TransferValues = Values<TransfersTable>;
@@ -372,17 +363,15 @@ export async function countTransfers(
 }
 
 export async function insertTransfer(c: Conn, t: TransferRecord): Promise<void> {
-  await insertUnlessTaken(
-    c,
+  const row = await insertUnlessTaken(
     { key: `transfer id ${t.id}`, taken: async () => (await idExists(c, { id: t.id })).rows.length > 0 },
     async () => {
       await check(c, t);
-      const values = transferValues(t);
-      if (!rowsInserted(await insertRow(c, values, hintOf(t)))) return false;
-      remember(c, 'transfers', values);
-      return true;
+      const row = transferValues(t);
+      return { row, result: await insertRow(c, row, hintOf(t)) };
     },
   );
+  remember(c, 'transfers', row);
 }
 
 /**
