@@ -29,12 +29,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFarm } from '../src/chip/farm/sqlite-farm-store.ts';
 import { CRYPTO_COUNTS_ENV } from '../src/cli/crypto-counts-file.ts';
 import { type Child, spawnHandover } from '../src/demo/child.ts';
+import { freePort } from '../src/net/free-port.ts';
 import { httpsJson } from '../src/net/https-json.ts';
 import { CURVES, type Curve } from '../src/protocol/crypto/curves.ts';
 import { ecdsaSign, ecdsaVerify } from '../src/protocol/crypto/ecdsa.ts';
@@ -141,18 +141,6 @@ function parseArgs(argv: readonly string[]): Options {
 function fail(message: string): never {
   process.stderr.write(`${message}\n`);
   process.exit(2);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** Operations per second of `op` on one core, for about `seconds`. */

@@ -6,11 +6,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createChipState } from '../chip/create.ts';
 import { FileStateStore } from '../chip/file-store.ts';
 import { summarizeChipState } from '../chip/state.ts';
+import { freePort } from '../net/free-port.ts';
 import { httpsJson } from '../net/https-json.ts';
 import type { Curve } from '../protocol/crypto/curves.ts';
 import { makeEid } from '../protocol/eid.ts';
@@ -44,18 +44,6 @@ interface AuditEntry {
 const SM_IDS = ['sm-alpha.example', 'sm-beta.example'] as const;
 const TERMINAL = new Set(['completed', 'rejected', 'cancelled', 'expired', 'failed']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function runProcessDemo(o: ProcessDemoOptions): Promise<Record<string, unknown>> {
   const timeoutMs = o.timeoutMs ?? 60_000;

@@ -8,13 +8,13 @@
  * backend, for "a refusal changes nothing" checks.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
+import { freePort } from '../../src/net/free-port.ts';
 import type { Curve } from '../../src/protocol/crypto/curves.ts';
 import { makeEid } from '../../src/protocol/eid.ts';
 import type { Certificate } from '../../src/protocol/pki/certificate.ts';
@@ -215,47 +215,7 @@ export interface WorldOptions {
   readonly clock?: () => Date;
 }
 
-/** Whether something can listen on 127.0.0.1:`port` now (it is closed again at once). */
-async function canListen(port: number): Promise<number | undefined> {
-  const server = createServer();
-  const bound = await new Promise<boolean>((ok) => {
-    server.once('error', () => ok(false));
-    server.listen(port, '127.0.0.1', () => ok(true));
-  });
-  if (!bound) return undefined;
-  const actual = (server.address() as { port: number }).port;
-  await new Promise<void>((ok) => server.close(() => ok()));
-  return actual;
-}
-
-/** The first port of the kernel's ephemeral range (Linux; 32768 where it cannot be read). */
-function ephemeralLow(): number {
-  try {
-    const low = Number.parseInt(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'), 10);
-    return Number.isInteger(low) ? low : 32_768;
-  } catch {
-    return 32_768;
-  }
-}
-
-const LOWEST_PORT = 10_000;
-
-/**
- * A free TCP port on 127.0.0.1, closed again before the SM binds it. Picked at random below the
- * kernel's ephemeral range: a port from that range (port 0) was once taken in CI, between the pick
- * and the bind, by an outgoing connection of a test running beside (EADDRINUSE). Below it, only
- * another explicit bind can take it.
- */
-export async function freePort(): Promise<number> {
-  const high = ephemeralLow();
-  for (let attempt = 0; high > LOWEST_PORT && attempt < 100; attempt++) {
-    const port = await canListen(LOWEST_PORT + Math.floor(Math.random() * (high - LOWEST_PORT)));
-    if (port !== undefined) return port;
-  }
-  const port = await canListen(0);
-  if (port === undefined) throw new Error('no free TCP port on 127.0.0.1');
-  return port;
-}
+export { freePort };
 
 export function tempDir(prefix: string): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { PostgresIntrospector, type TableMetadata } from 'kysely';
 import pg from 'pg';
 import { CurrentSchemaIntrospector } from './pg-introspector.ts';
