@@ -11,7 +11,7 @@ import { ApduError, selectIsdR, sendCommand, storeDataApdus } from './apdu-clien
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex').toUpperCase();
 const bytes = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 
-test('storeDataApdus: 255-byte blocks, P1 11 then 91, P2 counting from 00, Le 00 on the last', () => {
+test('storeDataApdus: 255-byte blocks, P1 11 then 91, P2 counting from 00, `80 E2 P1 P2 Lc data` with no Le (§5)', () => {
   const der = new Uint8Array(600).map((_, i) => i & 0xff);
   const apdus = storeDataApdus(der);
   assert.equal(apdus.length, 3);
@@ -19,8 +19,9 @@ test('storeDataApdus: 255-byte blocks, P1 11 then 91, P2 counting from 00, Le 00
   assert.equal(hex(apdus[1]!.subarray(0, 5)), '80E21101FF');
   assert.equal(hex(apdus[2]!.subarray(0, 5)), '80E291025A');
   assert.equal(apdus[0]!.length, 5 + 255);
-  assert.equal(apdus[2]!.length, 5 + 90 + 1);
-  assert.equal(apdus[2]![apdus[2]!.length - 1], 0);
+  assert.equal(apdus[1]!.length, 5 + 255);
+  assert.equal(apdus[2]!.length, 5 + 90);
+  assert.equal(hex(storeDataApdus(Uint8Array.of(0xe1, 0x01, 0x00))[0]!), '80E2910003E10100');
   assert.deepEqual(Buffer.concat(apdus.map((a) => a.subarray(5, 5 + a[4]!))), Buffer.from(der));
   assert.equal(storeDataApdus(new Uint8Array(255)).length, 1);
   assert.equal(storeDataApdus(new Uint8Array(256)).length, 2);
@@ -36,7 +37,7 @@ test('storeDataApdus: 255-byte blocks, P1 11 then 91, P2 counting from 00, Le 00
 
 test('sendCommand follows 61xx with GET RESPONSE Le = xx and concatenates the parts', async () => {
   const script: [string, string][] = [
-    ['80E2910003E1010000', `${'AA'.repeat(256)}6100`],
+    ['80E2910003E10100', `${'AA'.repeat(256)}6100`],
     ['00C0000000', `${'BB'.repeat(256)}6103`],
     ['00C0000003', 'CCCCCC9000'],
   ];

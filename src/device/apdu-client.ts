@@ -36,7 +36,7 @@ export async function selectIsdR(transmit: Transmit): Promise<void> {
   if (sw !== 0x9000) throw new ApduError(sw, 'SELECT ISD-R failed');
 }
 
-/** The STORE DATA APDUs that carry `der`: P1 11 then 91 on the last, P2 the block number. */
+/** The STORE DATA APDUs that carry `der`: P1 11 then 91 on the last, P2 the block number, no Le. */
 export function storeDataApdus(der: Uint8Array): Uint8Array[] {
   if (der.length === 0) throw new InvalidInput('MessageEmpty', 'no command to send');
   const count = Math.ceil(der.length / BLOCK);
@@ -50,8 +50,9 @@ export function storeDataApdus(der: Uint8Array): Uint8Array[] {
   for (let i = 0; i < count; i++) {
     const block = der.subarray(i * BLOCK, (i + 1) * BLOCK);
     const last = i === count - 1;
-    // The last block carries Le 00 (the zero byte at the end): an answer is expected (case 4).
-    const apdu = new Uint8Array(5 + block.length + (last ? 1 : 0));
+    // `80 E2 P1 P2 Lc data`, as PROTOCOL.md §5 writes it: no Le, also on the last block (the chip
+    // answers with up to 256 bytes and 61xx whatever Le says).
+    const apdu = new Uint8Array(5 + block.length);
     apdu.set([0x80, 0xe2, last ? 0x91 : 0x11, i, block.length]);
     apdu.set(block, 5);
     out.push(apdu);

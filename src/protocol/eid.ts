@@ -14,11 +14,12 @@ function mod97(digits: string): number {
 }
 
 /**
- * True when the last two digits are the ISO 7064 check value of the first 30 (02..98). This
- * implies "the whole number mod 97 equals 1" and also refuses the non-canonical 01 for 98.
+ * True for 32 digits whose whole number mod 97 equals 1, the rule PROTOCOL.md §2 states (and ISO
+ * 7064's check). The computed check value is always 02..98 (eidCheckDigits); 00, 01 and 99 can
+ * also give a remainder of 1 and are accepted too, as the rule says.
  */
 export function eidChecksumValid(eid: string): boolean {
-  return EID_DIGITS.test(eid) && eid.slice(30) === eidCheckDigits(eid.slice(0, 30));
+  return EID_DIGITS.test(eid) && mod97(eid) === 1;
 }
 
 /** Computes the two check digits for the first 30 digits of an EID. */

@@ -18,13 +18,15 @@ export const eidField = {
   encode: (tag: Tag, eid: string): Uint8Array => octets(tag, eidToBcd(eid)),
 };
 
-/** False for C0 and C1 control characters and DEL, which are not printable. */
+/**
+ * Characters that are not printable: controls (C0, DEL, C1), format characters (zero-width
+ * space, BOM, bidirectional marks…), surrogates, and the line and paragraph separators.
+ */
+const NOT_PRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u;
+
+/** PROTOCOL.md §2 "printable", one rule for messages, certificates and configuration. */
 export function isPrintable(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return false;
-  }
-  return true;
+  return !NOT_PRINTABLE.test(s);
 }
 
 /** SmId ::= UTF8String (SIZE(1..128)), printable (PROTOCOL.md §2). */
@@ -34,7 +36,7 @@ export const smIdField = {
 };
 
 export function printable(s: string, field: string): string {
-  if (!isPrintable(s)) throw new MalformedMessage(field, 'contains control characters');
+  if (!isPrintable(s)) throw new MalformedMessage(field, 'contains characters that are not printable');
   return s;
 }
 

@@ -51,6 +51,9 @@ test('GeneralizedTime: whole seconds, valid dates only', () => {
   assert.throws(() => gt('20310228235907.5Z'), /GeneralizedTime/);
   assert.throws(() => gt('20310228235907'), /GeneralizedTime/);
   assert.equal(gt('74921231235959Z').getUTCFullYear(), 7492);
+  // Years below 100 are years 0..99, not 1900..1999 (Date.UTC's mapping).
+  assert.equal(gt('00990101000000Z').toISOString(), '0099-01-01T00:00:00.000Z');
+  assert.throws(() => gt('00990229000000Z'), /not a valid date/);
   assert.equal(x509Time(d)[0], 0x17);
 });
 

@@ -155,7 +155,8 @@ export function readOctets(tlv: Tlv, field: string, minSize: number, maxSize = m
   return Uint8Array.from(tlv.value);
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF is kept, not silently dropped, so the string is exactly what the bytes say.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export function readUtf8(tlv: Tlv, field: string, minSize: number, maxSize: number): string {
   const bytes = readOctets(tlv, field, minSize, maxSize);
@@ -215,8 +216,10 @@ function parseTimeParts(m: ArrayLike<string | undefined>, field: string, text: s
     number,
     number,
   ];
-  const ms = Date.UTC(y, mo - 1, d, h, mi, s);
-  const date = new Date(ms);
+  // setUTCFullYear, not Date.UTC, which maps the years 0..99 to 1900..1999.
+  const date = new Date(0);
+  date.setUTCFullYear(y, mo - 1, d);
+  date.setUTCHours(h, mi, s, 0);
   if (
     date.getUTCFullYear() !== y ||
     date.getUTCMonth() !== mo - 1 ||
@@ -227,8 +230,6 @@ function parseTimeParts(m: ArrayLike<string | undefined>, field: string, text: s
   ) {
     throw new MalformedMessage(field, `"${text}" is not a valid date and time`);
   }
-  // Date.UTC maps years 0..99 to 1900..1999; fix that range explicitly.
-  if (y < 100) date.setUTCFullYear(y);
   return date;
 }
 

@@ -312,7 +312,8 @@ const BMP = tag(Class.universal, false, 30);
 const UNIVERSAL = tag(Class.universal, false, 28);
 const NUMERIC = tag(Class.universal, false, 18);
 const VISIBLE = tag(Class.universal, false, 26);
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a leading U+FEFF stays in the name (a CN "\uFEFFsm" is not the CN "sm").
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function readDirectoryString(t: Tlv, field: string): string {
   if (t.constructed) fail(field, 'attribute value must be primitive');

@@ -145,7 +145,7 @@ describe('issuing refuses inputs outside the profile', () => {
   });
 
   it('SM ids: empty, too long, control characters, surrounding white space', () => {
-    for (const smId of ['', 'x'.repeat(129), 'a\nb', ' sm']) {
+    for (const smId of ['', 'x'.repeat(129), 'a\nb', 'zero\u200bwidth', ' sm']) {
       assert.throws(() => issueSm({ ...byCi, smId }), expectCode('InvalidSmId'));
     }
     assert.equal(issueSm({ ...byCi, smId: 'é'.repeat(64) }).certificate.subject.commonName, 'é'.repeat(64));

@@ -6,6 +6,7 @@
  * constraint read the SGP.22 way, and the EID.
  */
 import { createHash, type KeyObject } from 'node:crypto';
+import { isPrintable } from '../asn1/fields.ts';
 import type { Curve } from '../crypto/curves.ts';
 import { ecdsaVerify } from '../crypto/ecdsa.ts';
 import { publicKeyFromPoint } from '../crypto/keys.ts';
@@ -79,7 +80,7 @@ export function roleOf(cert: Certificate): CertificateRole {
 export function smIdProblem(smId: string): string | undefined {
   const n = Buffer.byteLength(smId, 'utf8');
   if (n < 1 || n > 128) return `must be 1 to 128 bytes of UTF-8, got ${n}`;
-  if (/[\p{Cc}\p{Cs}]/u.test(smId)) return 'must be printable (no control characters)';
+  if (!isPrintable(smId)) return 'must be printable (no control or format characters)';
   if (smId.trim() !== smId) return 'must not start or end with white space';
   return undefined;
 }
