@@ -1,17 +1,8 @@
 #!/usr/bin/env node
-// Launcher: runs the TypeScript CLI through tsx, so no build step is needed.
-import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Launcher: runs the TypeScript CLI in this process through tsx's loader, so no build step is
+// needed and signals (Ctrl-C, SIGTERM from a service manager) reach the command itself.
+import { register } from 'tsx/esm/api';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const tsx = createRequire(import.meta.url).resolve('tsx');
-const r = spawnSync(
-  process.execPath,
-  ['--import', tsx, join(here, '..', 'src', 'cli', 'main.ts'), ...process.argv.slice(2)],
-  {
-    stdio: 'inherit',
-  },
-);
-process.exit(r.status ?? 1);
+register();
+const { runCli } = await import('../src/cli/main.ts');
+runCli(process.argv.slice(2));

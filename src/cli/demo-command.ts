@@ -1,10 +1,9 @@
 /** `handover demo`: a complete transfer in one process (see src/demo/run-demo.ts). */
-import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { runProcessDemo } from '../demo/process-demo.ts';
 import { runDemo } from '../demo/run-demo.ts';
 import { parseCurve } from '../protocol/crypto/curves.ts';
+import { prepareDemoDir } from './demo-dir.ts';
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -15,18 +14,18 @@ export function registerDemoCommand(program: Command): void {
     .option('--curve <curve>', 'p256 or brainpoolP256r1', 'p256')
     .option(
       '--dir <dir>',
-      'working folder for the PKI, configs, SQLite files and chip state (emptied first)',
+      'working folder for the PKI, configs, SQLite files and chip state; emptied at each run, so it must be new, empty or made by an earlier demo run',
       '.demo',
     )
     .option('--in-process', 'run everything in this process, with in-memory SM stores')
     .action(async (opts: { curve: string; dir: string; inProcess?: boolean }) => {
-      const dir = resolve(opts.dir);
-      rmSync(dir, { recursive: true, force: true });
+      const curve = parseCurve(opts.curve);
+      const dir = prepareDemoDir(opts.dir);
       const started = Date.now();
       const run = opts.inProcess ? runDemo : runProcessDemo;
       await run({
         dir,
-        curve: parseCurve(opts.curve),
+        curve,
         activationCode: 'DEMO-ACTIVATION-CODE',
         print: (line) => process.stdout.write(`${line}\n`),
       });

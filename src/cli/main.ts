@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /**
  * The `handover` command. Each command group lives in its own file and registers itself here.
- * Exit codes: 0 success, 1 a negative result or a failed operation, 2 usage errors.
+ * Exit codes: 0 success, 1 a negative result or a failed operation (system failures such as a
+ * file in the way or a port in use included), 2 usage errors, 70 an internal error (a bug).
  */
 import { Command, CommanderError } from 'commander';
 import { HandoverError } from '../protocol/errors.ts';
 import { registerCommands } from './commands.ts';
 import { startCryptoCountsFile } from './crypto-counts-file.ts';
+import { systemErrorOf } from './system-error.ts';
 
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('handover')
@@ -23,17 +25,19 @@ export async function main(argv: readonly string[]): Promise<number> {
         return 0;
       return 2;
     }
-    if (e instanceof HandoverError) {
-      process.stderr.write(`${JSON.stringify({ error: e.toJSON() })}\n`);
-      return e.code === 'UsageError' ? 2 : 1;
+    const typed = e instanceof HandoverError ? e : systemErrorOf(e);
+    if (typed) {
+      process.stderr.write(`${JSON.stringify({ error: typed.toJSON() })}\n`);
+      return typed.code === 'UsageError' ? 2 : 1;
     }
     throw e;
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+/** Runs the command line and exits with its code; 70 (and the stack) for an internal error only. */
+export function runCli(argv: readonly string[]): void {
   startCryptoCountsFile();
-  main(process.argv.slice(2)).then(
+  main(argv).then(
     (code) => process.exit(code),
     (e: unknown) => {
       process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
@@ -41,3 +45,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     },
   );
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) runCli(process.argv.slice(2));
