@@ -17,6 +17,7 @@ import { FileStateStore } from '../src/chip/file-store.ts';
 import { ChipProcessor } from '../src/chip/processor.ts';
 import { sendCommand } from '../src/device/apdu-client.ts';
 import { certificateToPem } from '../src/protocol/pki/certificate.ts';
+import { createDevPki } from '../src/protocol/pki/dev-pki.ts';
 import { createHttpTestChip } from './support/http-chip.ts';
 import {
   ALPHA,
@@ -190,6 +191,83 @@ describe('the operator CLI over HTTPS', () => {
     assert.equal(refusal(badDate, 2), 'UsageError');
     assert.equal(refusal(unreachable), 'SmUnreachable');
     assert.equal(refusal(badTimeout, 2), 'UsageError');
+  });
+
+  test('trust and input problems are named: another CI, a key as --ca, http://, a wrong chip, polls that all fail', async () => {
+    const other = createDevPki({
+      curve: 'p256',
+      dir: join(world.dir, 'other-pki'),
+      smIds: ['sm-other.example'],
+    });
+    const otherCa = join(world.dir, 'other-ci.pem');
+    writeFileSync(otherCa, certificateToPem(other.ci.certificate));
+    const keyFile = join(world.dir, 'a-key.pem');
+    writeFileSync(keyFile, other.ci.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString());
+    const token = ['--token', world.get(ALPHA).tokens.get('mno-a')!];
+    const url = world.get(ALPHA).url;
+    const statePath = join(world.dir, 'chip-30.json');
+    new FileStateStore(statePath).save(
+      createChipState({
+        identity: {
+          kind: 'issue',
+          eid: world.eid(30),
+          eumCertificate: world.pki.eum.certificate,
+          eumKey: world.pki.eum.privateKey,
+        },
+        ciCertificates: [world.pki.ci.certificate],
+        smId: ALPHA,
+        smCertificate: world.pki.sms.get(ALPHA)!.certificate,
+      }),
+    );
+    const down = `https://127.0.0.1:${await freePort()}`;
+    const device = (eid: string, sm: string, ca: string, state: string) =>
+      handover([
+        'device',
+        'run',
+        '--eid',
+        eid,
+        '--sm',
+        sm,
+        '--ca',
+        ca,
+        '--chip-state',
+        state,
+        '--max-polls',
+        '2',
+        '--interval',
+        '10',
+      ]);
+    const [untrusted, keyAsCa, plainHttp, noState, wrongChip, deviceUntrusted, allFailed] = await Promise.all(
+      [
+        handover(['chips', 'list', '--sm', url, ...token, '--ca', otherCa]),
+        handover(['chips', 'list', '--sm', url, ...token, '--ca', keyFile]),
+        handover(['chips', 'list', '--sm', url.replace('https:', 'http:'), ...token, '--ca', caFile]),
+        device(world.eid(30), url, caFile, join(world.dir, 'no-such-chip.json')),
+        device(world.eid(31), url, caFile, statePath),
+        device(world.eid(30), url, otherCa, statePath),
+        device(world.eid(30), down, caFile, statePath),
+      ],
+    );
+    assert.equal(refusal(untrusted), 'TlsUntrusted');
+    assert.match(untrusted.stderr, /--ca/);
+    assert.equal(refusal(keyAsCa, 2), 'UsageError');
+    assert.match(keyAsCa.stderr, /no PEM certificate/);
+    assert.equal(refusal(plainHttp, 2), 'UsageError');
+    assert.match(plainHttp.stderr, /https:\/\//);
+    assert.equal(refusal(noState, 2), 'UsageError');
+    assert.equal(refusal(wrongChip, 2), 'UsageError');
+    assert.match(wrongChip.stderr, new RegExp(`is ${world.eid(30)}, not --eid ${world.eid(31)}`));
+    // Untrusted: stops at the first poll (exit 1, TlsUntrusted), instead of retrying forever.
+    assert.equal(deviceUntrusted.code, 1, deviceUntrusted.stderr);
+    assert.match(deviceUntrusted.stderr, /"code":"TlsUntrusted"/);
+    // Nothing listens: every poll failed, so the run is a failure (exit 1), with its count.
+    assert.equal(allFailed.code, 1, allFailed.stderr);
+    const done = JSON.parse(allFailed.stdout.trim().split('\n').at(-1)!) as {
+      done: boolean;
+      polls: number;
+      failures: number;
+    };
+    assert.deepEqual([done.done, done.polls, done.failures], [true, 2, 2]);
   });
 
   test('chips register (state file), list, show, lock (all three kinds); a locked chip refuses a release', async () => {

@@ -15,6 +15,8 @@ import { sendCommand, type Transmit } from '../device/apdu-client.ts';
 import { apduChipLink, BatchDeviceAgent } from '../device/batch-agent.ts';
 import { httpSmEndpoints } from '../device/http-endpoints.ts';
 import { connectTcpCard } from '../device/tcp-transport.ts';
+import { readCaFile } from '../net/ca-file.ts';
+import { decodeChipInfo, encodeGetChipInfo } from '../protocol/asn1/info.ts';
 import { parseEid } from '../protocol/eid.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 
@@ -40,7 +42,12 @@ const usage = (message: string) => new InvalidInput('UsageError', message);
 const line = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function chipLink(o: RunOptions): Promise<{ transmit: Transmit; close(): void }> {
+interface ChipLink {
+  transmit: Transmit;
+  close(): void;
+}
+
+function openChipLink(o: RunOptions): Promise<ChipLink> | ChipLink {
   if ((o.chip === undefined) === (o.chipState === undefined)) {
     throw usage('give exactly one of --chip HOST:PORT (a `handover chip serve`) or --chip-state FILE');
   }
@@ -49,8 +56,26 @@ async function chipLink(o: RunOptions): Promise<{ transmit: Transmit; close(): v
     if (!m) throw usage(`--chip must be HOST:PORT, got "${o.chip}"`);
     return connectTcpCard(m[1]!, Number(m[2]));
   }
-  const card = new ChipCard(new ChipProcessor(new FileStateStore(o.chipState!)));
+  const store = new FileStateStore(o.chipState!);
+  if (!store.exists()) throw usage(`--chip-state ${o.chipState}: no chip state file there`);
+  store.load(); // a file that is not a chip state fails here, before any poll
+  const card = new ChipCard(new ChipProcessor(store));
   return { transmit: (apdu) => card.transmit(apdu), close: () => {} };
+}
+
+/** The chip link, after asking the chip its EID (GetChipInfo): it must be the chip of --eid. */
+async function chipLink(o: RunOptions, eid: string): Promise<ChipLink> {
+  const link = await openChipLink(o);
+  try {
+    const info = decodeChipInfo(await sendCommand(link.transmit, encodeGetChipInfo()));
+    if (info.eid !== eid) {
+      throw usage(`the chip at ${o.chip ?? o.chipState} is ${info.eid}, not --eid ${eid}`);
+    }
+    return link;
+  } catch (e) {
+    link.close();
+    throw e;
+  }
 }
 
 function common(o: RunOptions): { ca: string[]; interval: number } {
@@ -58,13 +83,7 @@ function common(o: RunOptions): { ca: string[]; interval: number } {
     throw usage(`--sm must be the https base URL of the chip's SM, got "${o.sm}"`);
   if (o.ca.length === 0)
     throw usage('give the CI certificate(s) the SM server certificates chain to: --ca FILE');
-  const ca = o.ca.map((f) => {
-    try {
-      return readFileSync(f, 'utf8');
-    } catch {
-      throw usage(`cannot read --ca ${f}`);
-    }
-  });
+  const ca = o.ca.map((f) => readCaFile(f));
   const interval = Number(o.interval);
   if (!Number.isFinite(interval) || interval < 10) throw usage('--interval is milliseconds, at least 10');
   return { ca, interval };
@@ -137,8 +156,13 @@ async function runBatch(o: RunOptions): Promise<void> {
       const err = e instanceof HandoverError ? e.toJSON() : { code: 'NetworkError', message: String(e) };
       line({ error: err, eid });
     },
-    onPollError: (sm, eids, e) => line({ pollError: String(e), sm, chips: eids.length }),
+    onPollError: (sm, eids, e) => {
+      line({ pollError: String(e), sm, chips: eids.length });
+      // A server certificate the CA file does not accept will not change by retrying.
+      if (e instanceof HandoverError && e.code === 'TlsUntrusted') fatal ??= e;
+    },
   });
+  let fatal: HandoverError | undefined;
   let stop = false;
   const onSignal = () => {
     stop = true;
@@ -146,7 +170,7 @@ async function runBatch(o: RunOptions): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    for (let polls = 0; !stop && polls < maxPolls; polls++) {
+    for (let polls = 0; !stop && !fatal && polls < maxPolls; polls++) {
       const started = performance.now();
       const r = await agent.sweep(readEids(eidsFile));
       total.sweeps++;
@@ -159,14 +183,17 @@ async function runBatch(o: RunOptions): Promise<void> {
         line({ sweep: { ...r, seconds: Number(((performance.now() - started) / 1000).toFixed(3)) } });
       }
       if (o.untilIdle && r.withMessages === 0 && r.held === 0 && r.pollFailures === 0) break;
-      if (!stop) await sleep(interval);
+      if (!stop && !fatal) await sleep(interval);
     }
   } finally {
     farm.close();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
+  if (fatal) throw fatal;
   line({ done: true, ...total, movedHome: homes.size });
+  // Not one chip could be polled: the run did nothing, which is a failure, not a success.
+  if (total.polled > 0 && total.pollFailures >= total.polled) process.exitCode = 1;
 }
 
 async function run(o: RunOptions): Promise<void> {
@@ -176,7 +203,7 @@ async function run(o: RunOptions): Promise<void> {
   const eid = parseEid(o.eid);
   const { ca, interval } = common(o);
   const maxPolls = o.maxPolls === undefined ? Number.POSITIVE_INFINITY : Number(o.maxPolls);
-  const link = await chipLink(o);
+  const link = await chipLink(o, eid);
   const agent = new DeviceAgent({
     eid,
     homeSmAddress: o.sm,
@@ -190,13 +217,21 @@ async function run(o: RunOptions): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  let polls = 0;
+  let failures = 0;
   try {
-    for (let polls = 0; !stop && polls < maxPolls; polls++) {
+    for (; !stop && polls < maxPolls; polls++) {
       try {
         const handled = await agent.runOnce();
-        if (handled === 0 && o.untilIdle) break;
+        if (handled === 0 && o.untilIdle) {
+          polls++;
+          break;
+        }
       } catch (e) {
-        // Keep going: the agent keeps an unanswered HandoverCommand and repeats it (§6.6).
+        // A server certificate the CA file does not accept will not change by retrying.
+        if (e instanceof HandoverError && e.code === 'TlsUntrusted') throw e;
+        // Otherwise keep going: the agent keeps an unanswered HandoverCommand and repeats it (§6.6).
+        failures++;
         const err = e instanceof HandoverError ? e.toJSON() : { code: 'NetworkError', message: String(e) };
         line({ error: err, homeSm: agent.homeSmAddress });
       }
@@ -207,7 +242,9 @@ async function run(o: RunOptions): Promise<void> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
-  line({ done: true, eid, homeSm: agent.homeSmAddress });
+  line({ done: true, eid, homeSm: agent.homeSmAddress, polls, failures });
+  // Every poll failed: the run did nothing, which is a failure, not a success.
+  if (polls > 0 && failures >= polls) process.exitCode = 1;
 }
 
 export function registerDeviceCommands(program: Command): void {

@@ -4,8 +4,8 @@
  * HANDOVER_TOKEN, HANDOVER_CA). The token is never printed.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { readCaFile } from '../net/ca-file.ts';
 import { httpsJson } from '../net/https-json.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 
@@ -31,7 +31,8 @@ export function addOperatorFlags(cmd: Command): Command {
 
 /**
  * A call that got no typed answer is still a failed operation (exit 1 with a JSON error), not an
- * internal error: SmUnreachable (no connection, TLS refused, timeout) or SmServerError (5xx).
+ * internal error: TlsUntrusted (the server certificate does not chain to --ca), SmUnreachable (no
+ * connection, timeout) or SmServerError (5xx).
  */
 function failure(e: unknown): HandoverError {
   if (e instanceof HandoverError) return e;
@@ -44,16 +45,15 @@ export function operatorClient(flags: OperatorFlags): OperatorClient {
   const sm = flags.sm ?? process.env.HANDOVER_SM_URL;
   const token = flags.token ?? process.env.HANDOVER_TOKEN;
   const caFile = flags.ca ?? process.env.HANDOVER_CA;
-  if (!sm || !/^https:\/\//.test(sm))
-    throw new InvalidInput('UsageError', 'give the SM base URL: --sm https://… or HANDOVER_SM_URL');
+  if (!sm) throw new InvalidInput('UsageError', 'give the SM base URL: --sm https://… or HANDOVER_SM_URL');
+  if (!/^https:\/\//.test(sm))
+    throw new InvalidInput(
+      'UsageError',
+      `the SM base URL must start with https:// (the SM serves TLS only), got "${sm}"`,
+    );
   if (!token) throw new InvalidInput('UsageError', 'give the operator token: --token or HANDOVER_TOKEN');
   if (!caFile) throw new InvalidInput('UsageError', 'give the CI certificate: --ca FILE or HANDOVER_CA');
-  let ca: string;
-  try {
-    ca = readFileSync(caFile, 'utf8');
-  } catch {
-    throw new InvalidInput('UsageError', `cannot read the CI certificate ${caFile}`);
-  }
+  const ca = readCaFile(caFile);
   const base = sm.replace(/\/+$/, '');
   const auth = { authorization: `Bearer ${token}` };
   const call = <T>(method: string, path: string, body: unknown, mutating: boolean) =>

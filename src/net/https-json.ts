@@ -1,7 +1,8 @@
 /**
  * A small JSON-over-HTTPS client (device agent, operator CLI): trusts the given CA certificates,
  * sends JSON, returns the parsed body, and turns `{ error: { code, message } }` answers into a
- * HandoverError with the server's code. Network failures are plain Errors (callers may retry).
+ * HandoverError with the server's code. A server certificate that is not accepted is TlsUntrusted;
+ * other network failures are plain Errors (callers may retry).
  */
 import { request } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
@@ -37,8 +38,40 @@ function identityCheck(expected: string | undefined) {
     const cn = cert.subject?.CN;
     return cn === expected
       ? undefined
-      : new Error(`server certificate CN "${String(cn)}" is not "${expected}"`);
+      : Object.assign(new Error(`server certificate CN "${String(cn)}" is not "${expected}"`), {
+          code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+        });
   };
+}
+
+/** OpenSSL's and Node's codes for a server certificate that the client does not accept. */
+const UNTRUSTED = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * A server certificate the client does not accept is TlsUntrusted (a typed error: retrying does
+ * not help, the CA file or the URL is wrong); other network failures stay plain Errors.
+ */
+export function untrustedServer(e: unknown, url: string): HandoverError | undefined {
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  if (typeof code !== 'string' || !UNTRUSTED.has(code)) return undefined;
+  return new HandoverError(
+    'TlsUntrusted',
+    `${url}: the server's certificate is not accepted (${(e as Error).message}); check that --ca is the CI certificate its certificate chains to`,
+    { tls: code },
+  );
 }
 
 export function httpsJson<T>(method: string, url: string, body: unknown, o: HttpsJsonOptions): Promise<T> {
@@ -94,7 +127,7 @@ export function httpsJson<T>(method: string, url: string, body: unknown, o: Http
     req.on('timeout', () =>
       req.destroy(new Error(`${method} ${url}: no answer in ${o.timeoutMs ?? 15_000} ms`)),
     );
-    req.on('error', reject);
+    req.on('error', (e) => reject(untrustedServer(e, url) ?? e));
     if (payload) req.write(payload);
     req.end();
   });

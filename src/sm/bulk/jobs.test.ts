@@ -152,3 +152,18 @@ test('a job with an activation code binds it to every transfer, keeping only its
     );
   }
 });
+
+test('a bulk job with an SM that is not in the directory is refused up front, not item by item', async () => {
+  const world = createSmWorld();
+  const current = world.get(CURRENT);
+  for (const kind of ['release', 'portIn'] as const) {
+    await assert.rejects(
+      current.sm.createBulkJob(MNO_A, { kind, eids: [worldEid(1)], peerSmId: 'sm-nobody.example' }),
+      { code: 'UnknownPeer' },
+    );
+  }
+  assert.equal(
+    (await current.store.transaction((tx) => tx.listAudit())).some((e) => e.action === 'bulkJobCreated'),
+    false,
+  );
+});

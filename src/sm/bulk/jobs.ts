@@ -17,6 +17,7 @@ import { isOpenTransfer } from '../domain/transfer-states.ts';
 import { audit, newId } from '../effects.ts';
 import { SmError } from '../errors.ts';
 import { checkEid, checkId, checkSmId, requireOperator } from '../input.ts';
+import { requirePeer } from '../peers.ts';
 import { orderPortIn } from '../port-in.ts';
 import { requestRelease } from '../release.ts';
 import type {
@@ -146,6 +147,9 @@ export async function createBulkJob(
     throw invalid('kind', 'kind is release or portIn');
   checkSmId(request.peerSmId, request.kind === 'release' ? 'newSmId' : 'currentSmId');
   if (request.peerSmId === ctx.smId) throw invalid('peerSmId', 'the other SM of a bulk job is not this SM');
+  // As for one transfer: a peer that is not in the directory (or whose certificate does not
+  // validate) is refused now, not once per item.
+  requirePeer(ctx, request.peerSmId, ctx.clock());
   checkEids(request.eids);
   const concurrency = checkLimit(request.concurrency, DEFAULT_CONCURRENCY, 10_000, 'concurrency');
   const ratePerSecond = checkLimit(request.ratePerSecond, DEFAULT_RATE_PER_SECOND, 100_000, 'ratePerSecond');
