@@ -4,9 +4,9 @@
  * bounded card-session map; the faster chip-key loader of command-context.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -365,6 +365,38 @@ test('handover chip farm --create serves the chips and stops on SIGTERM', async 
   link.close();
   const { readFileSync } = await import('node:fs');
   assert.equal(readFileSync(join(dir, 'eids.txt'), 'utf8').trim().split('\n').length, 20);
+});
+
+test('handover chip farm: an --eids-out that cannot be written is refused before the farm is made', async (t) => {
+  const dir = tempDir(t);
+  createDevPki({ curve: 'p256', dir: join(dir, 'pki') });
+  const path = join(dir, 'refused.sqlite');
+  for (const eidsOut of [dir, join(dir, 'no-such-folder', 'eids.txt')]) {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'src/cli/main.ts'),
+        'chip',
+        'farm',
+        '--state',
+        path,
+        '--create',
+        '--count',
+        '2',
+        '--pki',
+        join(dir, 'pki'),
+        '--eids-out',
+        eidsOut,
+        '--no-serve',
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /"code":"UsageError".*--eids-out/);
+    assert.equal(existsSync(path), false, 'no farm file is left behind');
+  }
 });
 
 test('chipSigner loads PKCS#8 keys the fast way (JWK or SEC1) and other PEM through the general loader', async (t) => {

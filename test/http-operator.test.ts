@@ -673,6 +673,13 @@ for (const backend of SQL_BACKENDS) {
       }
       const missing = await a.call('/v1/releases', { headers: idem(), body: { eid: chip.eid } });
       assert.equal((missing.json as ErrorJson).error.details.field, 'newSmId');
+      // A choice of values names the values; an unknown state is refused, not an empty list.
+      const sideways = await a.call('/v1/transfers?direction=sideways');
+      assert.match((sideways.json as ErrorJson).error.message, /must be one of: "outgoing", "incoming"/);
+      const bogus = await a.call('/v1/transfers?state=permitted,bogus');
+      assert.equal(bogus.status, 400, bogus.text);
+      assert.equal(codeOf(bogus), 'InvalidInput');
+      assert.match((bogus.json as ErrorJson).error.message, /"bogus".*keyEstablished/);
     });
 
     it('OpenAPI is served at /docs/json with every route', async () => {

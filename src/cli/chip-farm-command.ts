@@ -4,8 +4,9 @@
  * Progress of a creation goes to stderr as JSON lines; stdout gets one JSON line when the farm
  * listens ({listening, chips, state}), or when it was only created (--no-serve).
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, statSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { serveFarm } from '../chip/farm/farm-server.ts';
 import { type ChipFarm, createFarm, openFarm } from '../chip/farm/sqlite-farm-store.ts';
@@ -45,6 +46,18 @@ async function writeEids(farm: ChipFarm, path: string): Promise<void> {
   await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
 }
 
+/** A file the command will write later: refused now (before anything is created) if it cannot be. */
+function checkWritableFile(path: string, flag: string): void {
+  const full = resolve(path);
+  if (existsSync(full) && statSync(full).isDirectory()) {
+    throw new InvalidInput('UsageError', `${flag} ${path} is a folder: name a file`);
+  }
+  const parent = dirname(full);
+  if (!existsSync(parent) || !statSync(parent).isDirectory()) {
+    throw new InvalidInput('UsageError', `${flag} ${path}: the folder ${parent} does not exist`);
+  }
+}
+
 export function registerChipFarmCommand(chip: Command): void {
   chip
     .command('farm')
@@ -75,6 +88,7 @@ export function registerChipFarmCommand(chip: Command): void {
       }
       const synchronous = o.sync;
       const port = integer(o.port, '--port', 0, 65535);
+      if (o.eidsOut !== undefined) checkWritableFile(o.eidsOut, '--eids-out');
       let farm: ChipFarm;
       if (o.create) {
         if (!o.pki) throw new InvalidInput('UsageError', '--create needs --pki');

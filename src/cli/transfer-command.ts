@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { parseEid } from '../protocol/eid.ts';
 import { InvalidInput } from '../protocol/errors.ts';
+import { TRANSFER_STATES } from '../sm/transfers.ts';
 import { registerBulkCommands } from './bulk-command.ts';
 import { addOperatorFlags, type OperatorFlags, operatorClient, printJson } from './operator-client.ts';
 
@@ -135,7 +136,10 @@ export function registerTransferCommands(program: Command): void {
       .command('list')
       .description('list transfers (newest last)')
       .option('--eid <eid>', 'only this chip')
-      .option('--state <state>', 'only this state')
+      .option(
+        '--state <state>',
+        `only this state, or several comma-separated: ${[...TRANSFER_STATES].join(', ')}`,
+      )
       .option('--direction <dir>', 'outgoing or incoming'),
   ).action(async (o: OperatorFlags & { eid?: string; state?: string; direction?: string }) => {
     const q = new URLSearchParams();

@@ -1,5 +1,6 @@
 /** Operator API reads: transfers and audit entries of the operator's own chips. */
 import type { SmContext } from './config.ts';
+import { CURRENT_SM, NEW_SM } from './domain/transfer-states.ts';
 import { SmError } from './errors.ts';
 import { checkEid, checkId, requireOperator } from './input.ts';
 import type { AuditEntry } from './store/types.ts';
@@ -17,6 +18,9 @@ export interface TransferQuery {
   readonly after?: string;
 }
 
+/** Every state of either direction (PROTOCOL.md §6.6), the values a state filter may name. */
+export const TRANSFER_STATES: ReadonlySet<string> = new Set([...CURRENT_SM.states, ...NEW_SM.states]);
+
 /** The largest page of transfers one call returns. */
 export const MAX_TRANSFER_PAGE = 1000;
 
@@ -30,6 +34,14 @@ export async function listTransfers(
   if (q.after !== undefined) checkId(q.after, 'after');
   if (q.after !== undefined && q.limit === undefined) {
     throw new SmError('InvalidInput', 'after pages through transfers: give limit too', { field: 'after' });
+  }
+  const unknownStates = (q.states ?? []).filter((state) => !TRANSFER_STATES.has(state));
+  if (unknownStates.length > 0) {
+    throw new SmError(
+      'InvalidInput',
+      `no transfer state ${unknownStates.map((v) => JSON.stringify(v)).join(', ')}: the states are ${[...TRANSFER_STATES].join(', ')}`,
+      { field: 'state' },
+    );
   }
   const { limit, after, ...filter } = q;
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_TRANSFER_PAGE)) {

@@ -49,5 +49,18 @@ export function describeIssues(issues: readonly SchemaIssue[]): DescribedIssue {
     if (field !== undefined) return { field, kind: 'unknown', message: 'is not a known field' };
   }
   const i = issues[0];
-  return { field: i ? at(i) : '', kind: 'invalid', message: i?.message ?? 'is invalid' };
+  if (!i) return { field: '', kind: 'invalid', message: 'is invalid' };
+  // A choice of constants (a union of literals) fails once per constant: name them all.
+  const allowed = issues
+    .filter((o) => o.keyword === 'const' && at(o) === at(i))
+    .map((o) => o.params?.allowedValue)
+    .filter((v) => v !== undefined);
+  if (allowed.length > 1) {
+    return {
+      field: at(i),
+      kind: 'invalid',
+      message: `must be one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
+    };
+  }
+  return { field: at(i), kind: 'invalid', message: i.message ?? 'is invalid' };
 }
