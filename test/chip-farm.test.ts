@@ -319,30 +319,34 @@ async function rawExchange(port: number, payloads: Uint8Array[]): Promise<Uint8A
   });
 }
 
+/** node arguments for `handover chip farm --create` of `count` chips. */
+function farmCommand(path: string, count: number, pki: string, eidsOut: string): string[] {
+  const main = join(ROOT, 'src/cli/main.ts');
+  return [
+    '--import',
+    'tsx',
+    main,
+    'chip',
+    'farm',
+    '--state',
+    path,
+    '--create',
+    '--count',
+    String(count),
+    '--pki',
+    pki,
+    '--eids-out',
+    eidsOut,
+  ];
+}
+
 test('handover chip farm --create serves the chips and stops on SIGTERM', async (t) => {
   const dir = tempDir(t);
   createDevPki({ curve: 'p256', dir: join(dir, 'pki-p256') });
   const path = join(dir, 'cli.sqlite');
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(ROOT, 'src/cli/main.ts'),
-      'chip',
-      'farm',
-      '--state',
-      path,
-      '--create',
-      '--count',
-      '20',
-      '--pki',
-      join(dir, 'pki-p256'),
-      '--eids-out',
-      join(dir, 'eids.txt'),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, farmCommand(path, 20, join(dir, 'pki-p256'), join(dir, 'eids.txt')), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const stderr: string[] = [];
   createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -374,24 +378,10 @@ test('handover chip farm: an --eids-out that cannot be written is refused before
   for (const eidsOut of [dir, join(dir, 'no-such-folder', 'eids.txt')]) {
     const r = spawnSync(
       process.execPath,
-      [
-        '--import',
-        'tsx',
-        join(ROOT, 'src/cli/main.ts'),
-        'chip',
-        'farm',
-        '--state',
-        path,
-        '--create',
-        '--count',
-        '2',
-        '--pki',
-        join(dir, 'pki'),
-        '--eids-out',
-        eidsOut,
-        '--no-serve',
-      ],
-      { encoding: 'utf8' },
+      [...farmCommand(path, 2, join(dir, 'pki'), eidsOut), '--no-serve'],
+      {
+        encoding: 'utf8',
+      },
     );
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /"code":"UsageError".*--eids-out/);
