@@ -3,7 +3,7 @@
  * object `{ type, fields }` (see decode.ts). Exit 0 decoded; 1 malformed, with
  * `{"error":{"code":"MalformedMessage","field","message"}}` on stdout; 2 no or unreadable input.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidInput, MalformedMessage } from '../protocol/errors.ts';
 import { decodeToJson, hexBytes, inputBytes } from './decode.ts';
@@ -27,12 +27,42 @@ function readSource(file: string | undefined, opts: DecodeOptions): Uint8Array {
   if (file === undefined) throw usage("nothing to decode: give a FILE, '-' for stdin, or --hex HEX");
   let content: Buffer;
   try {
-    content = readFileSync(file === '-' ? 0 : file);
+    content = readBounded(file === '-' ? 0 : file, MAX_INPUT);
   } catch (e) {
+    if (e instanceof InvalidInput) throw e;
     const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
     throw usage(`cannot read ${file === '-' ? 'stdin' : `"${file}"`} (${why})`);
   }
   return inputBytes(content);
+}
+
+/** Far above any message (a few kilobytes) or certificate; /dev/zero is not read for ever. */
+const MAX_INPUT = 1 << 20;
+
+function readBounded(source: string | number, max: number): Buffer {
+  const fd = typeof source === 'number' ? source : openSync(source, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(64 * 1024);
+      let n: number;
+      try {
+        n = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (e) {
+        // stdin that is a terminal or a non-blocking pipe with nothing yet: wait and read again.
+        if (e instanceof Error && 'code' in e && e.code === 'EAGAIN') continue;
+        throw e;
+      }
+      if (n === 0) return Buffer.concat(chunks, size);
+      size += n;
+      if (size > max)
+        throw usage(`the input is over ${max} bytes: no Handover message or certificate is that long`);
+      chunks.push(chunk.subarray(0, n));
+    }
+  } finally {
+    if (typeof source !== 'number') closeSync(fd);
+  }
 }
 
 /** Decodes and prints; a malformed message is a negative result (exit 1), not a usage error. */
@@ -59,10 +89,10 @@ export function registerDecodeCommand(program: Command): void {
   program
     .command('decode')
     .description(
-      'decode any Handover message (PROTOCOL.md §5) to one JSON object {type, fields}; ' +
-        'input is DER, hex or base64',
+      'decode any Handover message (PROTOCOL.md §5), or an X.509 certificate, to one JSON object ' +
+        '{type, fields}; input is DER, hex, base64 or PEM',
     )
-    .argument('[file]', "a file holding the message (DER, hex or base64 text), or '-' for stdin")
+    .argument('[file]', "a file holding the message (DER, hex, base64 or PEM text), or '-' for stdin")
     .option('--hex <hex>', 'the message as hex digits (white space allowed)')
     .action((file: string | undefined, opts: DecodeOptions) => {
       process.exitCode = runDecode(file, opts);

@@ -47,7 +47,7 @@ import { issueChip, issueCi, issueEum, issueSm } from '../protocol/pki/issue.ts'
 import { type DecodedMessage, decodeToJson, hexBytes, inputBytes, type Json } from './decode.ts';
 
 /** PROTOCOL.md §5, field names in order; a trailing '?' marks OPTIONAL. */
-const SPEC_FIELDS: Record<DecodedMessage['type'], readonly string[]> = {
+const SPEC_FIELDS: Record<Exclude<DecodedMessage['type'], 'Certificate'>, readonly string[]> = {
   TransferPermissionData: [
     'version',
     'permissionId',
@@ -102,7 +102,7 @@ const isObject = (v: Json | undefined): v is { readonly [key: string]: Json } =>
  */
 function checkShape(node: Json, path = 'message'): { signature: string; signedBytes: string }[] {
   assert.ok(isObject(node), `${path} is an object`);
-  const type = node.type as DecodedMessage['type'];
+  const type = node.type as Exclude<DecodedMessage['type'], 'Certificate'>;
   assert.ok(type in SPEC_FIELDS, `${path}: unknown type ${String(type)}`);
   assert.deepEqual(Object.keys(node), ['type', 'fields']);
   const fields = node.fields;
@@ -478,4 +478,29 @@ describe('inputBytes: DER, hex text or base64 text', () => {
     );
   });
   it('white space only is no input', () => assert.equal(inputBytes(Buffer.from(' \n')).length, 0));
+  it('a byte order mark before hex or base64 text is not part of the text', () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    assert.deepEqual(inputBytes(Buffer.concat([bom, Buffer.from(hex(der))])), der);
+    assert.deepEqual(inputBytes(Buffer.concat([bom, Buffer.from(Buffer.from(der).toString('base64'))])), der);
+  });
+  it('PEM: the bytes of the block; a key is refused, never decoded', () => {
+    const pem = `-----BEGIN CERTIFICATE-----\n${Buffer.from(chip.certificate.der)
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+    assert.deepEqual(inputBytes(Buffer.from(`subject=…\n${pem}`)), chip.certificate.der);
+    const key = ci.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    assert.throws(
+      () => inputBytes(Buffer.from(key)),
+      (e: unknown) => e instanceof MalformedMessage && /PRIVATE KEY is not a message/.test(e.message),
+    );
+  });
+});
+
+describe('decodeToJson: a certificate on its own', () => {
+  it('is summarised as inside messages (type Certificate); other SEQUENCEs stay malformed', () => {
+    const decoded = decodeToJson(chip.certificate.der);
+    assert.equal(decoded.type, 'Certificate');
+    assert.deepEqual(fieldsOf(decoded), fieldsOf(decodeToJson(MESSAGES.TransferRequest!)).chipCertificate);
+    assert.throws(() => decodeToJson(Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x01)), MalformedMessage);
+  });
 });

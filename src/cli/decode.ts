@@ -28,7 +28,7 @@ export type JsonObject = { readonly [key: string]: Json };
 
 /** A decoded message (or nested ProfileSwitch): the ASN.1 type name and its fields in spec order. */
 export type DecodedMessage = {
-  readonly type: AnyMessage['type'] | 'ProfileSwitch';
+  readonly type: AnyMessage['type'] | 'ProfileSwitch' | 'Certificate';
   readonly fields: JsonObject;
 };
 
@@ -56,7 +56,27 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
 /** Decodes one complete message. Throws MalformedMessage (with `field`) for anything else. */
 export function decodeToJson(bytes: Uint8Array): DecodedMessage {
-  return messageJson(decodeMessage(bytes));
+  try {
+    return messageJson(decodeMessage(bytes));
+  } catch (e) {
+    // Not a message but maybe a certificate (an X.509 SEQUENCE, as TransferPermission's tag is).
+    if (e instanceof MalformedMessage && bytes[0] === 0x30) {
+      const cert = certificateJson(bytes);
+      if (cert) return cert;
+    }
+    throw e;
+  }
+}
+
+/** An X.509 certificate as `decode` shows the ones inside messages; undefined when it is not one. */
+function certificateJson(der: Uint8Array): DecodedMessage | undefined {
+  try {
+    parseCertificate(der);
+  } catch (e) {
+    if (e instanceof HandoverError) return undefined;
+    throw e;
+  }
+  return { type: 'Certificate', fields: summariseCertificate(der) };
 }
 
 function messageJson(m: AnyMessage): DecodedMessage {
@@ -269,8 +289,21 @@ export function summariseCertificate(der: Uint8Array): CertificateSummary {
  * else base64 text when it holds only base64 characters, else the bytes as they are (DER).
  * Throws MalformedMessage (field `input`) for hex or base64 text that does not decode.
  */
+const UTF8_BOM = [0xef, 0xbb, 0xbf];
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/;
+
 export function inputBytes(content: Uint8Array): Uint8Array {
-  const text = Buffer.from(content).toString('latin1');
+  // A text file saved with a byte order mark: the mark is not part of the text.
+  const body = UTF8_BOM.every((b, i) => content[i] === b) ? content.subarray(3) : content;
+  const text = Buffer.from(body).toString('latin1');
+  const pem = PEM_BLOCK.exec(text);
+  if (pem) {
+    const label = pem[1]!;
+    // Never decode (and so never print) a key.
+    if (/KEY/.test(label))
+      throw new MalformedMessage('input', `a PEM ${label} is not a message or a certificate`);
+    return inputBytes(Buffer.from(pem[2]!.replace(/\s+/g, ''), 'latin1'));
+  }
   const compact = text.replace(/\s+/g, '');
   if (compact.length === 0) return new Uint8Array(0);
   if (/^[0-9A-Fa-f]+$/.test(compact)) return hexBytes(compact, 'input');
@@ -279,7 +312,7 @@ export function inputBytes(content: Uint8Array): Uint8Array {
     if (compact.length % 4 === 1) throw new MalformedMessage('input', 'base64 text of impossible length');
     return new Uint8Array(Buffer.from(compact.replace(/-/g, '+').replace(/_/g, '/'), 'base64'));
   }
-  return Uint8Array.from(content);
+  return Uint8Array.from(body);
 }
 
 /** Hex digits (white space allowed between them) → bytes. */

@@ -4,15 +4,23 @@
  * Exit codes: 0 success, 1 a negative result or a failed operation (system failures such as a
  * file in the way or a port in use included), 2 usage errors, 70 an internal error (a bug).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { HandoverError } from '../protocol/errors.ts';
 import { registerCommands } from './commands.ts';
 import { startCryptoCountsFile } from './crypto-counts-file.ts';
 import { systemErrorOf } from './system-error.ts';
 
+/** The version in package.json (read once, at start). */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(text) as { version?: string }).version ?? 'unknown';
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command('handover')
     .description('Move an eUICC between subscription managers (Handover protocol v1)')
+    .version(packageVersion(), '-V, --version', 'the version of handover')
     .exitOverride()
     .showHelpAfterError();
   registerCommands(program);

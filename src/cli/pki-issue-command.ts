@@ -76,7 +76,7 @@ function checkRoleOptions(role: IssueRole, opts: IssueOptions): void {
 function parseDays(days: string | undefined): number | undefined {
   if (days === undefined) return undefined;
   if (!/^\d{1,6}$/.test(days) || Number(days) < 1) {
-    throw usage(`--days must be a whole number of days (1 or more), got "${days}"`);
+    throw usage(`--days must be a whole number of days from 1 to 999999, got "${days}"`);
   }
   return Number(days);
 }

@@ -79,7 +79,7 @@ export function createDevPki(opts: DevPkiOptions): DevPki {
   if (!opts.force && existsSync(join(opts.dir, DEV_PKI_MANIFEST))) {
     throw new InvalidInput(
       'UsageError',
-      `${join(opts.dir, DEV_PKI_MANIFEST)} exists already (use force to overwrite)`,
+      `${join(opts.dir, DEV_PKI_MANIFEST)} exists already (pki init: use --force to overwrite)`,
     );
   }
 
