@@ -1,8 +1,13 @@
 /** The bulk CLI's EID file parsing and progress line. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeEid } from '../protocol/eid.ts';
-import { parseEidList, renderProgress, renderSummary } from './bulk-command.ts';
+import { HandoverError } from '../protocol/errors.ts';
+import { renderProgress, renderSummary } from './bulk-command.ts';
+import { checkEidFile, parseEidList, streamEids } from './eid-file.ts';
 
 const e1 = makeEid('890490321234512345123456789012');
 const e2 = makeEid('890490321234512345123456789013');
@@ -69,4 +74,25 @@ test('renderSummary: counts per outcome, failures grouped by reason with an exam
     report: { total: 8, finished: true, failures: [] },
   });
   assert.equal(clean, 'job bulk_2 cancelled: 8 chips, completed 2, failed 0, skipped 5, not finished 1');
+});
+
+test('EID files are checked line by line too (device run --batch): every bad line counted, a BOM and a header skipped', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'handover-eids-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const good = join(dir, 'good.csv');
+  writeFileSync(good, `\uFEFFeid,name\r\n${e1},a\r\n\r\n# note\r\n${e2},b\r\n`);
+  assert.equal(await checkEidFile(good, 'x'), 2);
+  const streamed: string[] = [];
+  for await (const eid of streamEids(good)) streamed.push(eid);
+  assert.deepEqual(streamed, [e1, e2]);
+  const bad = join(dir, 'bad.txt');
+  writeFileSync(bad, `${e1}\nnot-an-eid\n${e1.slice(0, 31)}\n${e2}\n`);
+  await assert.rejects(checkEidFile(bad, 'no chip was polled'), (e: unknown) => {
+    assert.ok(e instanceof HandoverError && e.code === 'UsageError');
+    assert.deepEqual(
+      (e.details.badLines as { line: number }[]).map((b) => b.line),
+      [2, 3],
+    );
+    return true;
+  });
 });

@@ -9,8 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseEid } from '../protocol/eid.ts';
 import { InvalidInput } from '../protocol/errors.ts';
+import { parseEidList, refuseBadLines } from './eid-file.ts';
 import {
   addOperatorFlags,
   type OperatorClient,
@@ -18,43 +18,6 @@ import {
   operatorClient,
   printJson,
 } from './operator-client.ts';
-
-export interface BadLine {
-  readonly line: number;
-  readonly text: string;
-  readonly problem: string;
-}
-
-/** The EIDs of a file's text, in order, and the lines that are not EIDs (1-based numbers). */
-export function parseEidList(text: string): { eids: string[]; bad: BadLine[] } {
-  const eids: string[] = [];
-  const bad: BadLine[] = [];
-  const seen = new Map<string, number>();
-  const lines = text.split(/\r?\n/);
-  lines.forEach((raw, i) => {
-    const line = i + 1;
-    const trimmed = raw.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) return;
-    const first = (trimmed.split(/[,;\t]/)[0] ?? '')
-      .trim()
-      .replace(/^"(.*)"$/, '$1')
-      .trim();
-    if (eids.length === 0 && bad.length === 0 && /^eid$/i.test(first)) return; // a CSV header
-    try {
-      const eid = parseEid(first);
-      const before = seen.get(eid);
-      if (before !== undefined) {
-        bad.push({ line, text: trimmed, problem: `repeats the EID of line ${before}` });
-        return;
-      }
-      seen.set(eid, line);
-      eids.push(eid);
-    } catch (e) {
-      bad.push({ line, text: trimmed, problem: e instanceof Error ? e.message : String(e) });
-    }
-  });
-  return { eids, bad };
-}
 
 function readEids(file: string): string[] {
   let text: string;
@@ -64,16 +27,7 @@ function readEids(file: string): string[] {
     throw new InvalidInput('UsageError', `cannot read the EID file ${file}`);
   }
   const { eids, bad } = parseEidList(text);
-  for (const b of bad) process.stderr.write(`${file}:${b.line}: ${b.problem}\n`);
-  if (bad.length > 0) {
-    throw new InvalidInput(
-      'UsageError',
-      `${bad.length} line(s) of ${file} are not valid EIDs: nothing was sent`,
-      {
-        badLines: bad.slice(0, 100).map((b) => ({ line: b.line, problem: b.problem })),
-      },
-    );
-  }
+  if (bad.length > 0) refuseBadLines(file, bad, 'nothing was sent');
   if (eids.length === 0) throw new InvalidInput('UsageError', `${file} lists no EID`);
   return eids;
 }

@@ -3,8 +3,7 @@
  * chip over an APDU transport (TCP to `handover chip serve`, or a chip state file in-process),
  * and carries the answers to the SMs named in the signed messages. Prints one JSON line per step.
  */
-import { appendFileSync, createReadStream, existsSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ChipCard } from '../chip/apdu.ts';
 import { connectFarm } from '../chip/farm/farm-link.ts';
@@ -19,6 +18,7 @@ import { readCaFile } from '../net/ca-file.ts';
 import { decodeChipInfo, encodeGetChipInfo } from '../protocol/asn1/info.ts';
 import { parseEid } from '../protocol/eid.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
+import { checkEidFile, streamEids } from './eid-file.ts';
 
 interface RunOptions {
   eid?: string;
@@ -96,16 +96,6 @@ function positive(text: string | undefined, name: string, fallback: number): num
   return n;
 }
 
-/** The EIDs of --eids: one a line (or the first field of a CSV line); blank lines and # comments skipped. */
-async function* readEids(path: string): AsyncGenerator<string> {
-  const rl = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
-  for await (const raw of rl) {
-    const field = raw.split(',')[0]!.trim();
-    if (field === '' || field.startsWith('#') || !/^\d/.test(field)) continue;
-    yield parseEid(field);
-  }
-}
-
 /**
  * Homes that differ from --sm, as JSON lines {eid, sm} appended to --homes (the last line for an
  * EID wins); in memory only the chips whose home changed.
@@ -132,6 +122,7 @@ async function runBatch(o: RunOptions): Promise<void> {
   if (!m) throw usage(`--farm must be HOST:PORT, got "${o.farm}"`);
   const eidsFile = o.eids;
   if (!existsSync(eidsFile)) throw usage(`cannot read --eids ${eidsFile}`);
+  await checkEidFile(eidsFile, 'no chip was polled');
   const { ca, interval } = common(o);
   const concurrency = positive(o.concurrency, '--concurrency', 64);
   const maxPolls = o.maxPolls === undefined ? Number.POSITIVE_INFINITY : Number(o.maxPolls);
@@ -172,7 +163,7 @@ async function runBatch(o: RunOptions): Promise<void> {
   try {
     for (let polls = 0; !stop && !fatal && polls < maxPolls; polls++) {
       const started = performance.now();
-      const r = await agent.sweep(readEids(eidsFile));
+      const r = await agent.sweep(streamEids(eidsFile));
       total.sweeps++;
       total.polled += r.polled;
       total.messages += r.messages;
