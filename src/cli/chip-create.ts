@@ -34,6 +34,7 @@ import {
 import { type DevPki, loadDevPki } from '../protocol/pki/dev-pki.ts';
 import { OID } from '../protocol/pki/oids.ts';
 import { type CertificateRole, roleOf, smIdProblem, validateChain } from '../protocol/pki/validate.ts';
+import { eidArg } from './args.ts';
 
 export interface ChipCreateOptions {
   state: string;
@@ -140,15 +141,6 @@ function eumConstraint(eum: Certificate, file: string): { organization: string; 
   return { organization: c.organization, prefix: c.serialNumber };
 }
 
-function eidOption(eid: string): string {
-  try {
-    return parseEid(eid);
-  } catch (e) {
-    if (e instanceof InvalidInput) throw usage(`--eid: ${e.message}`);
-    throw e;
-  }
-}
-
 /** An existing chip certificate must have been issued by the given EUM, inside its EID prefix. */
 function checkIssuedByEum(chip: Certificate, eum: Certificate, o: ChipCreateOptions): void {
   const issuedBy =
@@ -202,7 +194,7 @@ function identityFromFiles(o: ChipCreateOptions, pki: DevPki | undefined): Ident
       if (e instanceof InvalidInput) throw usage(`--chip-cert "${o.chipCert}": ${e.message}`);
       throw e;
     }
-    if (o.eid !== undefined && eidOption(o.eid) !== certEid) {
+    if (o.eid !== undefined && eidArg(o.eid) !== certEid) {
       throw usage(
         `--eid ${o.eid} is not the EID in --chip-cert "${o.chipCert}" (${certEid}); leave --eid out or give that one`,
       );
@@ -230,7 +222,7 @@ function identityFromFiles(o: ChipCreateOptions, pki: DevPki | undefined): Ident
     throw usage(IDENTITY_HELP);
   }
   if (o.eid === undefined) throw usage('give --eid EID for the new chip certificate');
-  const eid = eidOption(o.eid);
+  const eid = eidArg(o.eid);
   const { prefix } = eumConstraint(eumCertificate, o.eumCert ?? `${o.pki}/eum.pem`);
   if (!eid.startsWith(prefix)) {
     throw usage(

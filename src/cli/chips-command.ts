@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { FileStateStore } from '../chip/file-store.ts';
-import { parseEid } from '../protocol/eid.ts';
 import { InvalidInput } from '../protocol/errors.ts';
 import { loadCertificates } from '../protocol/pki/certificate.ts';
+import { eidArg } from './args.ts';
 import { addOperatorFlags, type OperatorFlags, operatorClient, printJson } from './operator-client.ts';
 
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
@@ -57,7 +57,7 @@ export function registerChipsCommands(program: Command): void {
 
   addOperatorFlags(chips.command('show <eid>').description('one chip')).action(
     async (eid: string, o: OperatorFlags) => {
-      printJson(await operatorClient(o).get(`/v1/chips/${parseEid(eid)}`));
+      printJson(await operatorClient(o).get(`/v1/chips/${eidArg(eid, 'EID')}`));
     },
   );
 
@@ -80,6 +80,6 @@ export function registerChipsCommands(program: Command): void {
         throw new InvalidInput('UsageError', `--until "${o.until}" is not an ISO 8601 date`);
       body = { kind: 'lockedUntil', until: d.toISOString() };
     } else body = { kind: 'lockedUntilCode', unlockCode: o.code! };
-    printJson(await operatorClient(o).put(`/v1/chips/${parseEid(eid)}/lock`, body));
+    printJson(await operatorClient(o).put(`/v1/chips/${eidArg(eid, 'EID')}/lock`, body));
   });
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { runProcessDemo } from '../demo/process-demo.ts';
 import { runDemo } from '../demo/run-demo.ts';
-import { parseCurve } from '../protocol/crypto/curves.ts';
+import { curveArg } from './args.ts';
 import { prepareDemoDir } from './demo-dir.ts';
 
 export function registerDemoCommand(program: Command): void {
@@ -19,7 +19,7 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--in-process', 'run everything in this process, with in-memory SM stores')
     .action(async (opts: { curve: string; dir: string; inProcess?: boolean }) => {
-      const curve = parseCurve(opts.curve);
+      const curve = curveArg(opts.curve);
       const dir = prepareDemoDir(opts.dir);
       const started = Date.now();
       const run = opts.inProcess ? runDemo : runProcessDemo;

@@ -16,8 +16,8 @@ import { httpSmEndpoints } from '../device/http-endpoints.ts';
 import { connectTcpCard } from '../device/tcp-transport.ts';
 import { readCaFile } from '../net/ca-file.ts';
 import { decodeChipInfo, encodeGetChipInfo } from '../protocol/asn1/info.ts';
-import { parseEid } from '../protocol/eid.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
+import { eidArg } from './args.ts';
 import { checkEidFile, streamEids } from './eid-file.ts';
 
 interface RunOptions {
@@ -191,7 +191,7 @@ async function run(o: RunOptions): Promise<void> {
   if (o.batch) return runBatch(o);
   if (o.eid === undefined) throw usage('give --eid (one chip) or --batch');
   if (o.farm !== undefined || o.eids !== undefined) throw usage('--farm and --eids go with --batch');
-  const eid = parseEid(o.eid);
+  const eid = eidArg(o.eid);
   const { ca, interval } = common(o);
   const maxPolls = o.maxPolls === undefined ? Number.POSITIVE_INFINITY : Number(o.maxPolls);
   const link = await chipLink(o, eid);

@@ -6,11 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parseCurve } from '../protocol/crypto/curves.ts';
-import { HandoverError, InvalidInput } from '../protocol/errors.ts';
+import { InvalidInput } from '../protocol/errors.ts';
 import { type Certificate, CertificateError, loadCertificates } from '../protocol/pki/certificate.ts';
 import { createDevPki, DEFAULT_EID_PREFIX, DEFAULT_EUM_ORG } from '../protocol/pki/dev-pki.ts';
 import { type CertificateRole, roleOf, validateChain } from '../protocol/pki/validate.ts';
+import { curveArg } from './args.ts';
 import { registerPkiIssueCommand } from './pki-issue-command.ts';
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
@@ -131,12 +131,7 @@ export function registerPkiCommands(program: Command): void {
     .option('--org <name>', "the EUM's organisation (O)", DEFAULT_EUM_ORG)
     .option('--force', 'overwrite an existing PKI in the folder')
     .action((opts: InitOptions) => {
-      let curve: ReturnType<typeof parseCurve>;
-      try {
-        curve = parseCurve(opts.curve);
-      } catch (e) {
-        throw usage(e instanceof HandoverError ? e.message : String(e));
-      }
+      const curve = curveArg(opts.curve);
       if (!/^\d{1,31}$/.test(opts.eidPrefix))
         throw usage(`--eid-prefix must be 1 to 31 digits, got "${opts.eidPrefix}"`);
       let created: ReturnType<typeof createDevPki>;

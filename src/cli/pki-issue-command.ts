@@ -9,9 +9,8 @@ import type { KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type Curve, parseCurve } from '../protocol/crypto/curves.ts';
+import type { Curve } from '../protocol/crypto/curves.ts';
 import { curveOfKey, loadPrivateKeyPem, privateKeyToPem, publicPointOf } from '../protocol/crypto/keys.ts';
-import { parseEid } from '../protocol/eid.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 import {
   bytesEqual,
@@ -28,6 +27,7 @@ import {
   issueSm,
 } from '../protocol/pki/issue.ts';
 import { roleOf, smIdProblem, validateChain } from '../protocol/pki/validate.ts';
+import { curveArg, eidArg } from './args.ts';
 import { type CertificateSummary, summariseCertificate } from './decode.ts';
 
 export type IssueRole = 'eum' | 'chip' | 'sm';
@@ -224,12 +224,7 @@ function issue(
 
 /** The chip-specific checks: a valid EID, inside the EUM's prefix, and --org (if given) = the EUM's O. */
 function checkChipOptions(opts: IssueOptions, eum: Certificate): void {
-  try {
-    parseEid(opts.eid!);
-  } catch (e) {
-    if (e instanceof InvalidInput) throw usage(`--eid: ${e.message}`);
-    throw e;
-  }
+  eidArg(opts.eid!);
   const constraint = eum.extensions.nameConstraints?.permittedDirectoryNames.find(
     (dn) => dn.organization !== undefined && dn.serialNumber !== undefined,
   );
@@ -270,12 +265,7 @@ function checkOtherOptions(role: IssueRole, opts: IssueOptions): void {
 export function issueFromFiles(opts: IssueOptions, now = new Date()): IssueResult {
   const role = parseRole(opts.role);
   checkRoleOptions(role, opts);
-  let curve: Curve;
-  try {
-    curve = parseCurve(opts.curve);
-  } catch (e) {
-    throw usage(`--curve: ${e instanceof Error ? e.message : String(e)}`);
-  }
+  const curve = curveArg(opts.curve);
   const days = parseDays(opts.days);
   checkOtherOptions(role, opts);
   const out = outputPaths(opts);

@@ -1,8 +1,8 @@
 /** `handover transfer …`: an operator's transfers at its own SM, over the operator API (PROTOCOL.md §9). */
 import type { Command } from 'commander';
-import { parseEid } from '../protocol/eid.ts';
 import { InvalidInput } from '../protocol/errors.ts';
 import { TRANSFER_STATES } from '../sm/transfers.ts';
+import { eidArg } from './args.ts';
 import { registerBulkCommands } from './bulk-command.ts';
 import { addOperatorFlags, type OperatorFlags, operatorClient, printJson } from './operator-client.ts';
 
@@ -83,7 +83,7 @@ export function registerTransferCommands(program: Command): void {
     async (o: OperatorFlags & { eid: string; to: string; activationCode?: string; unlockCode?: string }) => {
       printJson(
         await operatorClient(o).post('/v1/releases', {
-          eid: parseEid(o.eid),
+          eid: eidArg(o.eid),
           newSmId: o.to,
           ...(o.activationCode && { activationCode: o.activationCode }),
           ...(o.unlockCode && { unlockCode: o.unlockCode }),
@@ -113,7 +113,7 @@ export function registerTransferCommands(program: Command): void {
     ) => {
       printJson(
         await operatorClient(o).post('/v1/port-ins', {
-          eid: parseEid(o.eid),
+          eid: eidArg(o.eid),
           currentSmId: o.from,
           ask: o.ask,
           ...(o.activationCode && { activationCode: o.activationCode }),
@@ -143,7 +143,7 @@ export function registerTransferCommands(program: Command): void {
       .option('--direction <dir>', 'outgoing or incoming'),
   ).action(async (o: OperatorFlags & { eid?: string; state?: string; direction?: string }) => {
     const q = new URLSearchParams();
-    if (o.eid) q.set('eid', parseEid(o.eid));
+    if (o.eid) q.set('eid', eidArg(o.eid));
     if (o.state) q.set('state', o.state);
     if (o.direction) q.set('direction', o.direction);
     printJson(await operatorClient(o).get(`/v1/transfers${q.size ? `?${q}` : ''}`));
