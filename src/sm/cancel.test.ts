@@ -124,6 +124,26 @@ test('other chip results are recorded and change no transfer', async () => {
   assert.equal(actions.filter((a) => a === 'chipResult').length, 5);
 });
 
+test("a chip's result naming another chip's permission ends nothing and records nothing (ResultMismatch)", async () => {
+  const { world, cur, chip, transferId, permissionId } = await cancelIssued({ establish: true });
+  // Another chip this SM manages, signing with its own key: its signature verifies, but it speaks
+  // for itself only. The permissionId is no secret (the device polls it).
+  const other = await registeredChip(world, 7);
+  for (const [assignedSmId, outcome] of [
+    [NEW, 'notCurrentSm'],
+    [CURRENT, 'ok'],
+    [CURRENT, 'replay'],
+  ] as const) {
+    await assertRefused(
+      cur.store,
+      () => cur.sm.postChipResult(chipResult(other, { permissionId, assignedSmId, outcome })),
+      'ResultMismatch',
+    );
+  }
+  assert.equal((await cur.sm.getTransfer(MNO_A, transferId)).state, 'delivered');
+  assert.equal(cur.store.dump().chips.get(chip.eid)?.status, 'transferring');
+});
+
 test('postChipResult and handleCancelOutcome refusals, each leaving the store unchanged', async () => {
   const { world, cur, neu, chip, permissionId, orderTransferId } = await cancelIssued({
     ask: true,

@@ -104,6 +104,14 @@ export async function postChipResult(ctx: SmContext, bytes: Uint8Array): Promise
 
     const t = await tx.findTransferByPermissionId(d.permissionId);
     if (!t) throw new SmError('UnknownPermission', 'no transfer here has this permissionId');
+    // The signature is the chip's of d.eid: it speaks for that chip's transfers only. A permissionId
+    // is no secret (it travels in the permission the device polls), so another chip's result
+    // naming it must not end, or be recorded against, this transfer.
+    if (t.eid !== d.eid) {
+      throw new SmError('ResultMismatch', `the ChipResult is for EID ${d.eid}, not the transfer's ${t.eid}`, {
+        eid: d.eid,
+      });
+    }
     if (t.direction === 'incoming') return record(t.id);
     if (!isOpenTransfer(t)) {
       return { effect: 'unchanged', outcome: d.outcome, transferId: t.id, state: t.state };
