@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { startSmServer } from '../src/sm/server.ts';
 import type { SmStore } from '../src/sm/store/types.ts';
 import { createHttpTestChip } from './support/http-chip.ts';
@@ -58,6 +59,21 @@ function refused(r: CallResult, status: number, code: string): void {
 }
 
 for (const backend of SQL_BACKENDS) {
+  /** Sends `bytes` as they are over TLS and returns everything the server answers until it closes. */
+  function rawExchange(url: string, caPem: string, bytes: string): Promise<string> {
+    const { hostname, port } = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect(
+        { host: hostname, port: Number(port), ca: caPem, checkServerIdentity: () => undefined },
+        () => socket.write(bytes),
+      );
+      const chunks: Buffer[] = [];
+      socket.on('data', (c: Buffer) => chunks.push(c));
+      socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+      socket.on('error', reject);
+    });
+  }
+
   describe(`operator API over HTTPS (${backend})`, () => {
     const it = testOn(backend);
     let world: HttpWorld;
@@ -670,6 +686,18 @@ for (const backend of SQL_BACKENDS) {
         assert.equal(r.status, c.status, `${c.name}: ${r.text}`);
         assert.equal(codeOf(r), c.code, `${c.name}: ${r.text}`);
         assert.deepEqual(await dump(), before, `${c.name} changed the store`);
+      }
+      // Refusals that come before any route: still our error shape.
+      const badUrl = await a.call('/v1/chips/%E0%A4%A');
+      assert.equal(badUrl.status, 400, badUrl.text);
+      assert.equal(codeOf(badUrl), 'BadRequest');
+      for (const [bytes, status, code] of [
+        ['NOT HTTP AT ALL\r\n\r\n', 400, 'BadRequest'],
+        [`GET /v1/chips HTTP/1.1\r\nhost: x\r\nx-big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'HeadersTooLarge'],
+      ] as const) {
+        const raw = await rawExchange(world.get(ALPHA).url, world.identity(ALPHA).caPem, bytes);
+        assert.match(raw, new RegExp(`^HTTP/1.1 ${status} `), raw);
+        assert.equal((JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as ErrorJson).error.code, code);
       }
       const missing = await a.call('/v1/releases', { headers: idem(), body: { eid: chip.eid } });
       assert.equal((missing.json as ErrorJson).error.details.field, 'newSmId');

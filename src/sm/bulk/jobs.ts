@@ -95,7 +95,12 @@ function checkEids(eids: readonly string[]): void {
     try {
       checkEid(eid);
     } catch (e) {
-      problems.push({ index, eid: String(eid), problem: e instanceof Error ? e.message : String(e) });
+      // Echoed back (and kept with the idempotency key): a bounded piece of what was sent.
+      problems.push({
+        index,
+        eid: String(eid).slice(0, 40),
+        problem: e instanceof Error ? e.message : String(e),
+      });
       return;
     }
     const first = seen.get(eid);

@@ -8,7 +8,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, ServerOptions } from 'node:https';
 import fastifySwagger from '@fastify/swagger';
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
 import { HandoverError } from '../../protocol/errors.ts';
 import type { Certificate } from '../../protocol/pki/certificate.ts';
 import type { LogLevel, OperatorTokenConfig } from '../server-config.ts';
@@ -74,6 +79,9 @@ export interface SmAppOptions {
   readonly bodyLimit?: number;
 }
 
+/** How long a whole request (headers and body) may take to arrive. */
+export const REQUEST_TIMEOUT_MS = 30_000;
+
 function validationError(error: FastifyError): MappedError {
   const where = error.validationContext ?? 'body';
   const issue = describeIssues((error.validation ?? []) as readonly SchemaIssue[]);
@@ -132,6 +140,31 @@ export async function buildSmApp(o: SmAppOptions): Promise<SmApp> {
     bodyLimit,
     // Keep-alive connections that are idle are closed on close(); requests in flight finish.
     forceCloseConnections: 'idle',
+    // A request must arrive whole within this time: a body that never ends does not hold its
+    // connection for ever (fastify's default, 0, disables Node's limit).
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    // URLs fastify cannot route (bad percent-encoding and the like): our error shape, not fastify's.
+    frameworkErrors: (error, _request, frameworkReply) => {
+      (frameworkReply as FastifyReply)
+        .code(400)
+        .header('content-type', 'application/json; charset=utf-8')
+        .send(JSON.stringify(errorBody('BadRequest', `the request URL could not be read (${error.code})`)));
+    },
+    // Bytes that are not HTTP at all, or headers past the limit: answered in our error shape too.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return;
+      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const body = JSON.stringify(
+        errorBody(
+          tooLarge ? 'HeadersTooLarge' : 'BadRequest',
+          tooLarge ? 'the request line and headers are too large' : 'the request is not valid HTTP',
+        ),
+      );
+      const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      socket.end(
+        `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    },
   })
     .withTypeProvider<TypeBoxTypeProvider>()
     .setValidatorCompiler(TypeBoxValidatorCompiler);

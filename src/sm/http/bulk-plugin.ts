@@ -36,7 +36,7 @@ const ItemState = Type.Union([
 const CreateBody = Type.Object(
   {
     kind: Type.Union([Type.Literal('release'), Type.Literal('portIn')]),
-    eids: Type.Array(Type.String(), {
+    eids: Type.Array(Type.String({ maxLength: 64 }), {
       minItems: 1,
       maxItems: 200_000,
       description: 'The chips, in the order they start (each checked: 32 digits, mod-97)',

@@ -6,7 +6,7 @@
 import { HandoverError, InvalidInput, MalformedMessage } from '../../protocol/errors.ts';
 import type { SmErrorCode } from '../errors.ts';
 
-export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 500;
+export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 431 | 500;
 
 /** Codes the HTTP layer itself answers with (transport, authentication, idempotency). */
 export type HttpErrorCode =
@@ -14,6 +14,7 @@ export type HttpErrorCode =
   | 'MalformedJson'
   | 'MalformedBase64'
   | 'PayloadTooLarge'
+  | 'HeadersTooLarge'
   | 'UnsupportedMediaType'
   | 'RouteNotFound'
   | 'Unauthenticated'
@@ -61,6 +62,7 @@ const HTTP_STATUS = {
   MalformedJson: 400,
   MalformedBase64: 400,
   PayloadTooLarge: 413,
+  HeadersTooLarge: 431,
   UnsupportedMediaType: 415,
   RouteNotFound: 404,
   Unauthenticated: 401,
