@@ -128,6 +128,16 @@ export function mapError(e: unknown, requestId: string): MappedError {
     const status = known ?? (e instanceof InvalidInput || e instanceof MalformedMessage ? 400 : 422);
     return { status, body: body(e.code, e.message, e.details), expected: status < 500 };
   }
+  // The client went away while its body was being read: its fault, not the server's (no answer
+  // reaches it anyway; this keeps it out of the error log).
+  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  if (code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
+    return {
+      status: 400,
+      body: body('BadRequest', 'the request ended before its body was read'),
+      expected: true,
+    };
+  }
   return {
     status: 500,
     body: body('InternalError', 'the server failed to handle the request; it has been logged', { requestId }),
