@@ -708,6 +708,14 @@ for (const backend of SQL_BACKENDS) {
       assert.equal(bogus.status, 400, bogus.text);
       assert.equal(codeOf(bogus), 'InvalidInput');
       assert.match((bogus.json as ErrorJson).error.message, /"bogus".*keyEstablished/);
+      for (const path of [
+        '/v1/transfers?state=',
+        `/v1/audit?eid=${'1'.repeat(32)}`,
+        '/v1/audit?transferId=%20',
+      ]) {
+        const r = await a.call(path);
+        assert.deepEqual([r.status, codeOf(r)], [400, 'InvalidInput'], `${path}: ${r.text}`);
+      }
     });
 
     it('OpenAPI is served at /docs/json with every route', async () => {

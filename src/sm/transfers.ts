@@ -35,6 +35,15 @@ export async function listTransfers(
   if (q.after !== undefined && q.limit === undefined) {
     throw new SmError('InvalidInput', 'after pages through transfers: give limit too', { field: 'after' });
   }
+  if (q.states !== undefined && q.states.length === 0) {
+    throw new SmError(
+      'InvalidInput',
+      `state is empty: name one or more of ${[...TRANSFER_STATES].join(', ')}`,
+      {
+        field: 'state',
+      },
+    );
+  }
   const unknownStates = (q.states ?? []).filter((state) => !TRANSFER_STATES.has(state));
   if (unknownStates.length > 0) {
     throw new SmError(
@@ -98,5 +107,8 @@ export async function listAudit(
   q: { readonly eid?: string; readonly transferId?: string } = {},
 ): Promise<AuditEntry[]> {
   requireOperator(ctx, operatorId);
+  // As for transfers: a malformed filter is refused, not answered with an empty list.
+  if (q.eid !== undefined) checkEid(q.eid);
+  if (q.transferId !== undefined) checkId(q.transferId, 'transferId');
   return ctx.store.transaction((tx) => tx.listAudit({ ...q, operatorId }));
 }
