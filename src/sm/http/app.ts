@@ -176,7 +176,7 @@ export async function buildSmApp(o: SmAppOptions): Promise<SmApp> {
     const mapped =
       error instanceof HandoverError
         ? mapError(error, request.id)
-        : mapFastifyError(error, request.id, bodyLimit);
+        : mapFastifyError(error, request.id, request.routeOptions.bodyLimit ?? bodyLimit);
     if (mapped.expected) {
       request.log.info({ code: mapped.body.error.code, status: mapped.status }, 'request refused');
     } else {
