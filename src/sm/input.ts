@@ -48,6 +48,9 @@ export function checkProfileSwitch(p: ProfileSwitch): ProfileSwitch {
       throw invalid(`profileSwitch.${field}`, 'an ICCID is 18 to 20 decimal digits');
     }
   }
+  // The same profile both disabled and enabled is no switch (§7): the chip would end with it off.
+  if (Buffer.compare(iccidToBytes(p.disableIccid), iccidToBytes(p.enableIccid)) === 0)
+    throw invalid('profileSwitch.enableIccid', 'the profile to enable is the one to disable');
   if (typeof p.rollbackOnFailure !== 'boolean')
     throw invalid('profileSwitch.rollbackOnFailure', 'is a boolean');
   return { disableIccid: p.disableIccid, enableIccid: p.enableIccid, rollbackOnFailure: p.rollbackOnFailure };

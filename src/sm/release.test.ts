@@ -43,6 +43,17 @@ test('requestRelease refusals (§6.1), each leaving the store unchanged', async 
     }),
     'InvalidInput',
   );
+  await assertRefused(
+    store,
+    ask({
+      profileSwitch: {
+        disableIccid: '8944200000000000002',
+        enableIccid: '8944200000000000002',
+        rollbackOnFailure: true,
+      },
+    }),
+    'InvalidInput',
+  );
 
   await sm.requestRelease(MNO_A, { eid: chip.eid, newSmId: NEW });
   await assertRefused(store, ask(), 'TransferPending');
