@@ -23,7 +23,7 @@ import {
 import { ecdsaVerify } from '../protocol/crypto/ecdsa.ts';
 import { loadPrivateKeyPem, publicKeyFromPoint, publicPointOf } from '../protocol/crypto/keys.ts';
 import { parseEid } from '../protocol/eid.ts';
-import { HandoverError, InvalidInput } from '../protocol/errors.ts';
+import { errorCode, HandoverError, InvalidInput } from '../protocol/errors.ts';
 import {
   bytesEqual,
   type Certificate,
@@ -64,7 +64,7 @@ function readInput(file: string, flag: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
-    const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+    const why = errorCode(e) ?? 'unreadable';
     throw usage(`cannot read ${flag} "${file}" (${why})`);
   }
 }

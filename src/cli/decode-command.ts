@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InvalidInput, MalformedMessage } from '../protocol/errors.ts';
+import { errorCode, InvalidInput, MalformedMessage } from '../protocol/errors.ts';
 import { decodeToJson, hexBytes, inputBytes } from './decode.ts';
 
 interface DecodeOptions {
@@ -30,7 +30,7 @@ function readSource(file: string | undefined, opts: DecodeOptions): Uint8Array {
     content = readBounded(file === '-' ? 0 : file, MAX_INPUT);
   } catch (e) {
     if (e instanceof InvalidInput) throw e;
-    const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+    const why = errorCode(e) ?? 'unreadable';
     throw usage(`cannot read ${file === '-' ? 'stdin' : `"${file}"`} (${why})`);
   }
   return inputBytes(content);
@@ -46,14 +46,7 @@ function readBounded(source: string | number, max: number): Buffer {
     let size = 0;
     for (;;) {
       const chunk = Buffer.alloc(64 * 1024);
-      let n: number;
-      try {
-        n = readSync(fd, chunk, 0, chunk.length, null);
-      } catch (e) {
-        // stdin that is a terminal or a non-blocking pipe with nothing yet: wait and read again.
-        if (e instanceof Error && 'code' in e && e.code === 'EAGAIN') continue;
-        throw e;
-      }
+      const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) return Buffer.concat(chunks, size);
       size += n;
       if (size > max)

@@ -41,6 +41,9 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 const usage = (message: string) => new InvalidInput('UsageError', message);
 const line = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A server certificate --ca does not accept: retrying will not change it. */
+const isUntrusted = (e: unknown): e is HandoverError =>
+  e instanceof HandoverError && e.code === 'TlsUntrusted';
 
 interface ChipLink {
   transmit: Transmit;
@@ -150,7 +153,7 @@ async function runBatch(o: RunOptions): Promise<void> {
     onPollError: (sm, eids, e) => {
       line({ pollError: String(e), sm, chips: eids.length });
       // A server certificate the CA file does not accept will not change by retrying.
-      if (e instanceof HandoverError && e.code === 'TlsUntrusted') fatal ??= e;
+      if (isUntrusted(e)) fatal ??= e;
     },
   });
   let fatal: HandoverError | undefined;
@@ -220,7 +223,7 @@ async function run(o: RunOptions): Promise<void> {
         }
       } catch (e) {
         // A server certificate the CA file does not accept will not change by retrying.
-        if (e instanceof HandoverError && e.code === 'TlsUntrusted') throw e;
+        if (isUntrusted(e)) throw e;
         // Otherwise keep going: the agent keeps an unanswered HandoverCommand and repeats it (§6.6).
         failures++;
         const err = e instanceof HandoverError ? e.toJSON() : { code: 'NetworkError', message: String(e) };

@@ -35,28 +35,53 @@ export function eidOfLine(raw: string, header: boolean): EidLine {
   }
 }
 
+interface NumberedLine {
+  readonly line: number;
+  readonly text: string;
+  readonly parsed: EidLine;
+}
+
+/**
+ * Reads a file's lines in order: numbers them (from 1) and allows the header line only before
+ * the first line that is not skipped. One reader per pass over a file.
+ */
+function lineReader(): (raw: string) => NumberedLine {
+  let line = 0;
+  let header = true;
+  return (raw) => {
+    line++;
+    const parsed = eidOfLine(raw, header);
+    if (parsed.kind !== 'skip') header = false;
+    return { line, text: raw.trim(), parsed };
+  };
+}
+
+/** A file's lines, read as a stream (memory does not grow with the file). */
+function fileLines(path: string): AsyncIterable<string> {
+  return createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+}
+
 /** The EIDs of a file's text, in order, and the lines that are not EIDs or repeat one (1-based numbers). */
 export function parseEidList(text: string): { eids: string[]; bad: BadLine[] } {
   const eids: string[] = [];
   const bad: BadLine[] = [];
   const seen = new Map<string, number>();
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = i + 1;
-    const parsed = eidOfLine(raw, eids.length === 0 && bad.length === 0);
-    if (parsed.kind === 'skip') return;
-    const text = raw.trim();
+  const read = lineReader();
+  for (const raw of text.split(/\r?\n/)) {
+    const { line, text: lineText, parsed } = read(raw);
+    if (parsed.kind === 'skip') continue;
     if (parsed.kind === 'bad') {
-      bad.push({ line, text, problem: parsed.problem });
-      return;
+      bad.push({ line, text: lineText, problem: parsed.problem });
+      continue;
     }
     const before = seen.get(parsed.eid);
     if (before !== undefined) {
-      bad.push({ line, text, problem: `repeats the EID of line ${before}` });
-      return;
+      bad.push({ line, text: lineText, problem: `repeats the EID of line ${before}` });
+      continue;
     }
     seen.set(parsed.eid, line);
     eids.push(parsed.eid);
-  });
+  }
   return { eids, bad };
 }
 
@@ -70,17 +95,14 @@ export function refuseBadLines(file: string, bad: readonly BadLine[], what: stri
 
 /** The EIDs of a file read line by line (memory does not grow with the file). */
 export async function* streamEids(path: string): AsyncGenerator<string> {
-  const rl = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
-  let header = true;
-  for await (const raw of rl) {
-    const parsed = eidOfLine(raw, header);
-    if (parsed.kind === 'eid') {
-      header = false;
-      yield parsed.eid;
-    } else if (parsed.kind === 'bad') {
+  const read = lineReader();
+  for await (const raw of fileLines(path)) {
+    const { line, text, parsed } = read(raw);
+    if (parsed.kind === 'eid') yield parsed.eid;
+    else if (parsed.kind === 'bad') {
       throw new InvalidInput(
         'UsageError',
-        `${path}: "${raw.trim().slice(0, 40)}" is not an EID: ${parsed.problem}`,
+        `${path}:${line}: "${text.slice(0, 40)}" is not an EID: ${parsed.problem}`,
       );
     }
   }
@@ -91,15 +113,13 @@ export async function* streamEids(path: string): AsyncGenerator<string> {
  * reported (repeats are not looked for: that needs the list). Returns how many EIDs it holds.
  */
 export async function checkEidFile(path: string, what: string): Promise<number> {
-  const rl = createInterface({ input: createReadStream(path), crlfDelay: Number.POSITIVE_INFINITY });
+  const read = lineReader();
   const bad: BadLine[] = [];
   let count = 0;
-  let line = 0;
-  for await (const raw of rl) {
-    line++;
-    const parsed = eidOfLine(raw, count === 0 && bad.length === 0);
+  for await (const raw of fileLines(path)) {
+    const { line, text, parsed } = read(raw);
     if (parsed.kind === 'eid') count++;
-    else if (parsed.kind === 'bad') bad.push({ line, text: raw.trim(), problem: parsed.problem });
+    else if (parsed.kind === 'bad') bad.push({ line, text, problem: parsed.problem });
   }
   if (bad.length > 0) refuseBadLines(path, bad, what);
   if (count === 0) throw new InvalidInput('UsageError', `${path} lists no EID`);

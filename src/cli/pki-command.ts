@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InvalidInput } from '../protocol/errors.ts';
+import { errorCode, InvalidInput } from '../protocol/errors.ts';
 import { type Certificate, CertificateError, loadCertificates } from '../protocol/pki/certificate.ts';
 import { createDevPki, DEFAULT_EID_PREFIX, DEFAULT_EUM_ORG } from '../protocol/pki/dev-pki.ts';
 import { type CertificateRole, roleOf, validateChain } from '../protocol/pki/validate.ts';
@@ -47,7 +47,7 @@ function readInput(file: string, what: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
-    const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+    const why = errorCode(e) ?? 'unreadable';
     throw usage(`cannot read ${what} "${file}" (${why})`);
   }
 }

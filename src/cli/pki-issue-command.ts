@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { Curve } from '../protocol/crypto/curves.ts';
 import { curveOfKey, loadPrivateKeyPem, privateKeyToPem, publicPointOf } from '../protocol/crypto/keys.ts';
-import { HandoverError, InvalidInput } from '../protocol/errors.ts';
+import { errorCode, HandoverError, InvalidInput } from '../protocol/errors.ts';
 import {
   bytesEqual,
   type Certificate,
@@ -85,7 +85,7 @@ function readFile(file: string, what: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
-    const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+    const why = errorCode(e) ?? 'unreadable';
     throw usage(`cannot read ${what} "${file}" (${why})`);
   }
 }

@@ -4,7 +4,7 @@
  * with a hint, so the CLI prints `{"error":{code,message,details}}` and exits 1 instead of a
  * stack trace. Anything else stays an internal error.
  */
-import { HandoverError } from '../protocol/errors.ts';
+import { errorCode, HandoverError } from '../protocol/errors.ts';
 
 const HINTS: Record<string, [code: string, hint: string]> = {
   ENOENT: ['FileError', 'no such file or folder'],
@@ -33,7 +33,7 @@ function stringField(e: object, name: string): string | undefined {
 /** The typed form of a system failure, or undefined when `e` is not one. */
 export function systemErrorOf(e: unknown): HandoverError | undefined {
   if (!(e instanceof Error)) return undefined;
-  const code = stringField(e, 'code');
+  const code = errorCode(e);
   // better-sqlite3: SQLITE_NOTADB, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_READONLY, …
   if (e.name === 'SqliteError' || (code?.startsWith('SQLITE_') ?? false)) {
     return new HandoverError('StoreError', `SQLite: ${e.message}`, { sqlite: code ?? 'unknown' });

@@ -1,7 +1,7 @@
 /** `handover transfer …`: an operator's transfers at its own SM, over the operator API (PROTOCOL.md §9). */
 import type { Command } from 'commander';
 import { InvalidInput } from '../protocol/errors.ts';
-import { TRANSFER_STATES } from '../sm/transfers.ts';
+import { TRANSFER_STATES } from '../sm/domain/transfer-states.ts';
 import { eidArg } from './args.ts';
 import { registerBulkCommands } from './bulk-command.ts';
 import { addOperatorFlags, type OperatorFlags, operatorClient, printJson } from './operator-client.ts';

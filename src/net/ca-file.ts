@@ -1,6 +1,6 @@
 /** Reading the CA certificates a command line option names: a readable PEM file with a certificate in it. */
 import { readFileSync } from 'node:fs';
-import { InvalidInput } from '../protocol/errors.ts';
+import { errorCode, InvalidInput } from '../protocol/errors.ts';
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
@@ -10,7 +10,8 @@ export function readCaFile(file: string, flag = '--ca'): string {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    const why = e instanceof Error && 'code' in e ? ` (${String(e.code)})` : '';
+    const code = errorCode(e);
+    const why = code === undefined ? '' : ` (${code})`;
     throw new InvalidInput('UsageError', `cannot read ${flag} ${file}${why}`, { file });
   }
   if (!PEM_CERTIFICATE.test(text)) {

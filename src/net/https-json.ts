@@ -6,7 +6,7 @@
  */
 import { request } from 'node:https';
 import type { PeerCertificate } from 'node:tls';
-import { HandoverError } from '../protocol/errors.ts';
+import { errorCode, HandoverError } from '../protocol/errors.ts';
 
 export interface HttpsJsonOptions {
   /** PEM CA certificates (the configured CIs). */
@@ -65,8 +65,8 @@ const UNTRUSTED = new Set([
  * not help, the CA file or the URL is wrong); other network failures stay plain Errors.
  */
 export function untrustedServer(e: unknown, url: string): HandoverError | undefined {
-  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
-  if (typeof code !== 'string' || !UNTRUSTED.has(code)) return undefined;
+  const code = errorCode(e);
+  if (code === undefined || !UNTRUSTED.has(code)) return undefined;
   return new HandoverError(
     'TlsUntrusted',
     `${url}: the server's certificate is not accepted (${(e as Error).message}); check that --ca is the CI certificate its certificate chains to`,

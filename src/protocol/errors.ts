@@ -41,3 +41,9 @@ export class InvalidInput extends HandoverError {
     super(code, message, details);
   }
 }
+
+/** The `code` a Node system error (or any error carrying one: ENOENT, EADDRINUSE, …) has; undefined otherwise. */
+export function errorCode(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null || !('code' in e)) return undefined;
+  return typeof e.code === 'string' ? e.code : undefined;
+}

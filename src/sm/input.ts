@@ -41,15 +41,15 @@ export function checkBytes(bytes: unknown, field: string): Uint8Array {
 }
 
 export function checkProfileSwitch(p: ProfileSwitch): ProfileSwitch {
-  for (const field of ['disableIccid', 'enableIccid'] as const) {
+  const [disable, enable] = (['disableIccid', 'enableIccid'] as const).map((field) => {
     try {
-      iccidToBytes(p[field]);
+      return iccidToBytes(p[field]);
     } catch {
       throw invalid(`profileSwitch.${field}`, 'an ICCID is 18 to 20 decimal digits');
     }
-  }
+  }) as [Uint8Array, Uint8Array];
   // The same profile both disabled and enabled is no switch (§7): the chip would end with it off.
-  if (Buffer.compare(iccidToBytes(p.disableIccid), iccidToBytes(p.enableIccid)) === 0)
+  if (Buffer.compare(disable, enable) === 0)
     throw invalid('profileSwitch.enableIccid', 'the profile to enable is the one to disable');
   if (typeof p.rollbackOnFailure !== 'boolean')
     throw invalid('profileSwitch.rollbackOnFailure', 'is a boolean');

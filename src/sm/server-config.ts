@@ -26,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { loadPrivateKeyPem, privateKeyToPem, publicPointOf } from '../protocol/crypto/keys.ts';
-import { HandoverError } from '../protocol/errors.ts';
+import { errorCode, HandoverError } from '../protocol/errors.ts';
 import {
   bytesEqual,
   type Certificate,
@@ -377,7 +377,7 @@ export function readSmConfig(file: string): SmServerConfig {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+    const why = errorCode(e) ?? 'unreadable';
     throw new ConfigInvalid('', `cannot read the config file ${file} (${why}): check the --config path`, {
       source: file,
     });
@@ -418,7 +418,7 @@ function readConfigFile(config: SmServerConfig, field: string, file: string): Bu
   try {
     return readFileSync(file);
   } catch (e) {
-    const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+    const why = errorCode(e) ?? 'unreadable';
     throw new ConfigInvalid(
       field,
       `cannot read ${file} (${why}): fix the path, or create a development PKI with \`handover pki init --curve p256 --out <folder>\``,

@@ -9,7 +9,7 @@ import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { keySigner } from '../protocol/crypto/signer.ts';
-import { HandoverError } from '../protocol/errors.ts';
+import { errorCode, HandoverError } from '../protocol/errors.ts';
 import type { ScryptParams } from './domain/locks.ts';
 import { SmError } from './errors.ts';
 import { buildSmApp, type SmApp, type SmLoggerOptions } from './http/app.ts';
@@ -266,11 +266,11 @@ export async function startSmServer(
     webhooks.close();
     await opened.close();
     if (e instanceof HandoverError) throw e;
-    const code = (e as { code?: unknown }).code;
+    const code = errorCode(e);
     if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
       throw new ConfigInvalid(
         'listen',
-        `cannot listen on ${config.listen.host}:${config.listen.port} (${String(code)}): choose another host or port`,
+        `cannot listen on ${config.listen.host}:${config.listen.port} (${code}): choose another host or port`,
         { source: config.source },
       );
     }

@@ -1,6 +1,6 @@
 /** Operator API reads: transfers and audit entries of the operator's own chips. */
 import type { SmContext } from './config.ts';
-import { CURRENT_SM, NEW_SM } from './domain/transfer-states.ts';
+import { TRANSFER_STATES } from './domain/transfer-states.ts';
 import { SmError } from './errors.ts';
 import { checkEid, checkId, requireOperator } from './input.ts';
 import type { AuditEntry } from './store/types.ts';
@@ -18,9 +18,6 @@ export interface TransferQuery {
   readonly after?: string;
 }
 
-/** Every state of either direction (PROTOCOL.md §6.6), the values a state filter may name. */
-export const TRANSFER_STATES: ReadonlySet<string> = new Set([...CURRENT_SM.states, ...NEW_SM.states]);
-
 /** The largest page of transfers one call returns. */
 export const MAX_TRANSFER_PAGE = 1000;
 
@@ -35,22 +32,15 @@ export async function listTransfers(
   if (q.after !== undefined && q.limit === undefined) {
     throw new SmError('InvalidInput', 'after pages through transfers: give limit too', { field: 'after' });
   }
-  if (q.states !== undefined && q.states.length === 0) {
-    throw new SmError(
-      'InvalidInput',
-      `state is empty: name one or more of ${[...TRANSFER_STATES].join(', ')}`,
-      {
-        field: 'state',
-      },
-    );
-  }
   const unknownStates = (q.states ?? []).filter((state) => !TRANSFER_STATES.has(state));
-  if (unknownStates.length > 0) {
-    throw new SmError(
-      'InvalidInput',
-      `no transfer state ${unknownStates.map((v) => JSON.stringify(v)).join(', ')}: the states are ${[...TRANSFER_STATES].join(', ')}`,
-      { field: 'state' },
-    );
+  if (q.states?.length === 0 || unknownStates.length > 0) {
+    const given =
+      q.states?.length === 0
+        ? 'state is empty'
+        : `no transfer state ${unknownStates.map((v) => JSON.stringify(v)).join(', ')}`;
+    throw new SmError('InvalidInput', `${given}: the states are ${[...TRANSFER_STATES].join(', ')}`, {
+      field: 'state',
+    });
   }
   const { limit, after, ...filter } = q;
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_TRANSFER_PAGE)) {

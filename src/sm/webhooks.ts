@@ -19,7 +19,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { HandoverError } from '../protocol/errors.ts';
+import { errorCode, HandoverError } from '../protocol/errors.ts';
 import { NotificationNotConfigured } from './errors.ts';
 import type { OperatorNotification, OperatorNotifier } from './peer-api.ts';
 import { ConfigInvalid, type SmServerConfig } from './server-config.ts';
@@ -55,7 +55,7 @@ export function loadWebhookTargets(config: SmServerConfig): Map<string, WebhookT
       try {
         text = readFileSync(file, 'utf8');
       } catch (e) {
-        const why = e instanceof Error && 'code' in e ? String(e.code) : 'unreadable';
+        const why = errorCode(e) ?? 'unreadable';
         throw new ConfigInvalid(field, `cannot read ${file} (${why}): fix the path or create the file`, {
           source: config.source,
           file,
@@ -199,8 +199,7 @@ export class WebhookNotifier implements OperatorNotifier {
 }
 
 function codeOf(e: Error): string {
-  const code = (e as { code?: unknown }).code;
-  return typeof code === 'string' ? code : e.message;
+  return errorCode(e) ?? e.message;
 }
 
 /** The server's notifier: its operators' webhooks, read from the configuration. */

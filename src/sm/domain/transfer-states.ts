@@ -174,3 +174,6 @@ export function isOpenTransfer(t: {
     ? !CURRENT_SM.terminal.includes(t.state as CurrentSmState)
     : !NEW_SM.terminal.includes(t.state as NewSmState);
 }
+
+/** Every state of either direction, the values a transfer state filter may name. */
+export const TRANSFER_STATES: ReadonlySet<string> = new Set<string>([...CURRENT_SM.states, ...NEW_SM.states]);

@@ -14,7 +14,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
 } from 'fastify';
-import { HandoverError } from '../../protocol/errors.ts';
+import { errorCode, HandoverError } from '../../protocol/errors.ts';
 import type { Certificate } from '../../protocol/pki/certificate.ts';
 import type { LogLevel, OperatorTokenConfig } from '../server-config.ts';
 import type { SmStore } from '../store/types.ts';
@@ -153,7 +153,7 @@ export async function buildSmApp(o: SmAppOptions): Promise<SmApp> {
     // Bytes that are not HTTP at all, or headers past the limit: answered in our error shape too.
     clientErrorHandler: (error, socket) => {
       if (!socket.writable) return;
-      const tooLarge = (error as { code?: string }).code === 'HPE_HEADER_OVERFLOW';
+      const tooLarge = errorCode(error) === 'HPE_HEADER_OVERFLOW';
       const body = JSON.stringify(
         errorBody(
           tooLarge ? 'HeadersTooLarge' : 'BadRequest',

@@ -3,7 +3,7 @@
  * codes; 4xx for the caller's faults, 5xx only for the server's. Every SmError code has its status
  * here (the `satisfies` makes a new code a compile error until it is placed).
  */
-import { HandoverError, InvalidInput, MalformedMessage } from '../../protocol/errors.ts';
+import { errorCode, HandoverError, InvalidInput, MalformedMessage } from '../../protocol/errors.ts';
 import type { SmErrorCode } from '../errors.ts';
 
 export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 422 | 431 | 500;
@@ -130,7 +130,7 @@ export function mapError(e: unknown, requestId: string): MappedError {
   }
   // The client went away while its body was being read: its fault, not the server's (no answer
   // reaches it anyway; this keeps it out of the error log).
-  const code = e instanceof Error ? (e as { code?: unknown }).code : undefined;
+  const code = errorCode(e);
   if (code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE') {
     return {
       status: 400,
