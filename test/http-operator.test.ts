@@ -361,6 +361,17 @@ for (const backend of SQL_BACKENDS) {
       );
       assert.deepEqual(await dump(), before);
 
+      // A field the call does not take is refused, not ignored (it records nothing).
+      refused(
+        await a.call(`/v1/transfers/${tOk.id}/approve`, {
+          method: 'POST',
+          headers: idem(),
+          body: { reason: 'the customer asked' },
+        }),
+        400,
+        'InvalidInput',
+      );
+      assert.deepEqual(await dump(), before);
       const ok = await a.call(`/v1/transfers/${tOk.id}/approve`, { method: 'POST', headers: idem() });
       assert.equal(ok.status, 200, ok.text);
       assert.equal((ok.json as Transfer).state, 'permitted');
@@ -422,6 +433,10 @@ for (const backend of SQL_BACKENDS) {
       assert.equal(((await a.call('/v1/transfers')).json as Page).next, undefined, 'no next without limit');
       refused(await a.call('/v1/transfers?limit=0'), 400, 'InvalidInput');
       refused(await a.call('/v1/transfers?limit=1001'), 400, 'InvalidInput');
+      // Numbers in the query are written as numbers: no truncation, no hex, no exponent.
+      for (const bad of ['1.5', '0x10', '1e3', 'true', ' 5']) {
+        refused(await a.call(`/v1/transfers?limit=${encodeURIComponent(bad)}`), 400, 'InvalidInput');
+      }
       refused(await a.call(`/v1/transfers?after=${everything[0]!.id}`), 400, 'InvalidInput');
       const audit = (await a.call(`/v1/audit?transferId=${tOk.id}`)).json as {
         entries: { action: string; transferId: string; hash: string }[];

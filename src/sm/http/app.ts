@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, ServerOptions } from 'node:https';
 import fastifySwagger from '@fastify/swagger';
-import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -26,6 +26,7 @@ import { OperatorAuthenticator } from './operator-auth.ts';
 import { operatorPlugin } from './operator-plugin.ts';
 import { peerPlugin } from './peer-plugin.ts';
 import { describeIssues, type SchemaIssue } from './schema-issues.ts';
+import { strictValidatorCompiler } from './strict-validator.ts';
 
 export type SmApp = FastifyInstance<
   Server,
@@ -167,7 +168,7 @@ export async function buildSmApp(o: SmAppOptions): Promise<SmApp> {
     },
   })
     .withTypeProvider<TypeBoxTypeProvider>()
-    .setValidatorCompiler(TypeBoxValidatorCompiler);
+    .setValidatorCompiler(strictValidatorCompiler);
 
   // JSON only: a text body is refused as UnsupportedMediaType, not read as a string.
   app.removeContentTypeParser('text/plain');

@@ -11,7 +11,7 @@ import { SmError } from '../errors.ts';
 import type { BulkItemRecord, BulkItemState } from '../store/types.ts';
 import type { SubscriptionManager } from '../subscription-manager.ts';
 import { operatorOf } from './request-identity.ts';
-import { DateTime, IdSchema, responses } from './schemas.ts';
+import { DateTime, IdSchema, NoBodySchema, responses } from './schemas.ts';
 
 export interface BulkPluginOptions {
   readonly sm: SubscriptionManager;
@@ -266,6 +266,7 @@ export const bulkPlugin: FastifyPluginAsyncTypebox<BulkPluginOptions, Server> = 
               ? 'Cancel a bulk job: pending items are skipped; started transfers run to their end'
               : `${action[0]?.toUpperCase()}${action.slice(1)} a bulk job`,
           params: IdParams,
+          body: NoBodySchema,
           response: responses(200, StatusSchema),
         },
       },

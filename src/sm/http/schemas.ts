@@ -21,6 +21,14 @@ export const EidSchema = Type.String({
 export const ID_PATTERN = '^[\\w.:-]{1,128}$';
 export const IdSchema = Type.String({ pattern: ID_PATTERN });
 
+/** The body of a call that takes no input: none, `null` or `{}` (a field is refused, not ignored). */
+export const NoBodySchema = Type.Union(
+  [Type.Object({}, { additionalProperties: false }), Type.Null(), Type.Undefined()],
+  {
+    description: 'No input: send no body, or {}',
+  },
+);
+
 export const ErrorBodySchema = Type.Object(
   {
     error: Type.Object({
