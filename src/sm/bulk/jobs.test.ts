@@ -167,3 +167,38 @@ test('a bulk job with an SM that is not in the directory is refused up front, no
     false,
   );
 });
+
+test('a cancelled job: a start that never happened is skipped, not pending again, and the job is finished', async () => {
+  const world = createSmWorld();
+  await registeredChip(world, 1);
+  await registeredChip(world, 2);
+  const { sm, store } = world.get(CURRENT);
+  const { job } = await sm.createBulkJob(MNO_A, {
+    kind: 'release',
+    eids: [worldEid(1), worldEid(2)],
+    peerSmId: NEW,
+    concurrency: 2,
+    ratePerSecond: 10,
+  });
+  const now = world.clock.now;
+  // As if a step had marked chip 1 started and the SM had stopped before its call ran.
+  await store.transaction(async (tx) => {
+    const [first] = await tx.listBulkItems(job.id, { limit: 1 });
+    await tx.saveBulkItem({ ...first!, state: 'started', startedAt: now, updatedAt: now });
+  });
+  const cancelled = await sm.controlBulkJob(MNO_A, job.id, 'cancel');
+  assert.deepEqual(cancelled.report.counts, { pending: 0, started: 1, completed: 0, failed: 0, skipped: 1 });
+  assert.equal(cancelled.report.finished, false, 'one item is still in flight');
+  world.clock.advance(LOST_START_MS);
+  await sm.stepBulkJobs();
+  const after = await sm.getBulkJob(MNO_A, job.id);
+  assert.deepEqual(after.report.counts, { pending: 0, started: 0, completed: 0, failed: 0, skipped: 2 });
+  assert.equal(after.report.finished, true);
+  assert.equal(
+    (await sm.listTransfers(MNO_A, { eid: worldEid(1) })).length,
+    0,
+    'nothing started after the cancel',
+  );
+  // Nothing in flight: later steps leave the job alone.
+  assert.deepEqual(await store.transaction((tx) => tx.listBulkJobs({ withStartedItems: true })), []);
+});

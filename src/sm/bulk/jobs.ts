@@ -317,7 +317,12 @@ async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<numbe
       if (!made) {
         if (now.getTime() - startedAtMs(job, item) < LOST_START_MS) continue;
         const { startedAt: _s, ...rest } = item;
-        await tx.saveBulkItem({ ...rest, state: 'pending', updatedAt: now });
+        // Never started after all: pending again, or skipped when the job was cancelled since.
+        await tx.saveBulkItem({
+          ...rest,
+          state: job.state === 'cancelled' ? 'skipped' : 'pending',
+          updatedAt: now,
+        });
         continue;
       }
       transferId = made.id;
@@ -421,9 +426,12 @@ async function stepJob(ctx: SmContext, jobId: string, now: Date): Promise<BulkSt
 
 /** Runs one step of every unfinished job (the server's bulk loop; never two steps at once). */
 export async function stepBulkJobs(ctx: SmContext, now: Date = ctx.clock()): Promise<BulkStepReport> {
-  const jobs = await ctx.store.transaction((tx) =>
-    tx.listBulkJobs({ states: ['running', 'paused', 'cancelled'] }),
-  );
+  // A paused or cancelled job needs a step only to settle what is in flight: one with nothing
+  // started is not read at all (cancelled jobs stay in the store for good).
+  const jobs = await ctx.store.transaction(async (tx) => [
+    ...(await tx.listBulkJobs({ states: ['running'] })),
+    ...(await tx.listBulkJobs({ states: ['paused', 'cancelled'], withStartedItems: true })),
+  ]);
   let started = 0;
   let ended = 0;
   let jobsCompleted = 0;

@@ -1043,6 +1043,22 @@ export function storeContract(name: string, backend: ContractBackend): void {
         [job.id],
       );
       assert.deepEqual(await tx(store, (tx) => tx.listBulkJobs({ states: ['running'] })), []);
+      // Nothing in flight: not listed among the jobs with started items, until one item starts.
+      assert.deepEqual(await tx(store, (tx) => tx.listBulkJobs({ withStartedItems: true })), []);
+      await tx(store, (tx) =>
+        tx.saveBulkItem({ ...items[0]!, state: 'started', startedAt: later, updatedAt: later }),
+      );
+      assert.deepEqual(
+        (await tx(store, (tx) => tx.listBulkJobs({ states: ['paused'], withStartedItems: true }))).map(
+          (j) => j.id,
+        ),
+        [job.id],
+      );
+      assert.deepEqual(
+        await tx(store, (tx) => tx.listBulkJobs({ states: ['cancelled'], withStartedItems: true })),
+        [],
+      );
+      await tx(store, (tx) => tx.saveBulkItem(items[0]!));
       await assert.rejects(
         tx(store, (tx) => tx.saveBulkItem({ ...items[0]!, position: 9 })),
         { code: 'InvalidInput' },

@@ -16,8 +16,8 @@ import {
   type BulkCounts,
   type BulkItemFilter,
   type BulkItemRecord,
+  type BulkJobFilter,
   type BulkJobRecord,
-  type BulkJobState,
   type ChipPatch,
   type ChipRecord,
   type ChipStatus,
@@ -357,9 +357,12 @@ class MemoryTx implements StoreTx {
     return j && copy(j);
   }
 
-  async listBulkJobs(filter: { readonly states?: readonly BulkJobState[] } = {}): Promise<BulkJobRecord[]> {
+  async listBulkJobs(filter: BulkJobFilter = {}): Promise<BulkJobRecord[]> {
+    const started = (j: BulkJobRecord) =>
+      (this.#state.bulkItems.get(j.id) ?? []).some((i) => i.state === 'started');
     return [...this.#state.bulkJobs.values()]
       .filter((j) => filter.states === undefined || filter.states.includes(j.state))
+      .filter((j) => !filter.withStartedItems || started(j))
       .map(copy);
   }
 

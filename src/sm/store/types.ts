@@ -314,6 +314,12 @@ export interface BulkItemRecord {
   readonly updatedAt: Date;
 }
 
+export interface BulkJobFilter {
+  readonly states?: readonly BulkJobState[];
+  /** Only jobs with at least one item in state `started` (a transfer still in flight). */
+  readonly withStartedItems?: boolean;
+}
+
 export interface BulkItemFilter {
   readonly states?: readonly BulkItemState[];
   /** Only items started at or after this time. */
@@ -375,7 +381,7 @@ export interface StoreTx {
   /** Inserts a job with its items (positions 0..n-1, EIDs distinct). */
   insertBulkJob(job: BulkJobRecord, items: readonly BulkItemRecord[]): Promise<void>;
   getBulkJob(id: string): Promise<BulkJobRecord | undefined>;
-  listBulkJobs(filter?: { readonly states?: readonly BulkJobState[] }): Promise<BulkJobRecord[]>;
+  listBulkJobs(filter?: BulkJobFilter): Promise<BulkJobRecord[]>;
   saveBulkJob(job: BulkJobRecord): Promise<void>;
   /** A job's items in position order. */
   listBulkItems(jobId: string, filter?: BulkItemFilter): Promise<BulkItemRecord[]>;

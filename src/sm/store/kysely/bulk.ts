@@ -5,6 +5,7 @@ import {
   type BulkItemFilter,
   type BulkItemRecord,
   type BulkItemState,
+  type BulkJobFilter,
   type BulkJobRecord,
   type BulkJobState,
   StoreConstraintError,
@@ -175,15 +176,23 @@ export async function getBulkJob(c: Conn, id: string): Promise<BulkJobRecord | u
   return row && jobOf(row);
 }
 
-export async function listBulkJobs(
-  c: Conn,
-  filter: { readonly states?: readonly BulkJobState[] } = {},
-): Promise<BulkJobRecord[]> {
+export async function listBulkJobs(c: Conn, filter: BulkJobFilter = {}): Promise<BulkJobRecord[]> {
   const states = filter.states;
   if (states !== undefined && states.length === 0) return [];
   const rows = await c.run((db) => {
     let q = db.selectFrom('bulk_jobs').select(JOB_COLUMNS);
     if (states !== undefined) q = q.where('state', 'in', states);
+    if (filter.withStartedItems) {
+      // One probe of the index bulk_items_state (job_id, state, position) per job.
+      q = q.where(({ exists, selectFrom }) =>
+        exists(
+          selectFrom('bulk_items')
+            .select('bulk_items.position')
+            .whereRef('bulk_items.job_id', '=', 'bulk_jobs.id')
+            .where('bulk_items.state', '=', 'started'),
+        ),
+      );
+    }
     return q.orderBy('pos').execute();
   });
   return rows.map(jobOf);

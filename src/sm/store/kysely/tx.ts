@@ -7,8 +7,8 @@ import type {
   BulkCounts,
   BulkItemFilter,
   BulkItemRecord,
+  BulkJobFilter,
   BulkJobRecord,
-  BulkJobState,
   ChipPatch,
   ChipRecord,
   ChipStatus,
@@ -144,7 +144,7 @@ export class KyselyTx implements StoreTx {
   getBulkJob(id: string): Promise<BulkJobRecord | undefined> {
     return bulk.getBulkJob(this.#c, id);
   }
-  listBulkJobs(filter?: { readonly states?: readonly BulkJobState[] }): Promise<BulkJobRecord[]> {
+  listBulkJobs(filter?: BulkJobFilter): Promise<BulkJobRecord[]> {
     return bulk.listBulkJobs(this.#c, filter);
   }
   saveBulkJob(job: BulkJobRecord): Promise<void> {
