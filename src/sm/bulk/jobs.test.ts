@@ -11,6 +11,22 @@ import { CURRENT, createSmWorld, MNO_A, MNO_B, NEW, worldEid } from '../../../te
 import { decodeTransferPermissionMessage } from '../../protocol/asn1/permission.ts';
 import { LOST_START_MS } from './jobs.ts';
 
+/** A release job over chips 1 and 2 at the current SM, nothing stepped yet. */
+async function twoChipRelease() {
+  const world = createSmWorld();
+  await registeredChip(world, 1);
+  await registeredChip(world, 2);
+  const { sm, store } = world.get(CURRENT);
+  const { job } = await sm.createBulkJob(MNO_A, {
+    kind: 'release',
+    eids: [worldEid(1), worldEid(2)],
+    peerSmId: NEW,
+    concurrency: 2,
+    ratePerSecond: 10,
+  });
+  return { world, sm, store, job };
+}
+
 const counts = async (world: ReturnType<typeof createSmWorld>, jobId: string) =>
   (await world.get(CURRENT).sm.getBulkJob(MNO_A, jobId)).report.counts;
 
@@ -50,17 +66,7 @@ test('the runner starts no more than the rate per second, and records refusals w
 });
 
 test('an item started when the SM stopped is adopted (its transfer exists) or started again', async () => {
-  const world = createSmWorld();
-  await registeredChip(world, 1);
-  await registeredChip(world, 2);
-  const { sm, store } = world.get(CURRENT);
-  const { job } = await sm.createBulkJob(MNO_A, {
-    kind: 'release',
-    eids: [worldEid(1), worldEid(2)],
-    peerSmId: NEW,
-    concurrency: 2,
-    ratePerSecond: 10,
-  });
+  const { world, sm, store, job } = await twoChipRelease();
   const now = world.clock.now;
   // As if a step had marked both started, released chip 1, and the SM had stopped there.
   await store.transaction(async (tx) => {
@@ -169,17 +175,7 @@ test('a bulk job with an SM that is not in the directory is refused up front, no
 });
 
 test('a cancelled job: a start that never happened is skipped, not pending again, and the job is finished', async () => {
-  const world = createSmWorld();
-  await registeredChip(world, 1);
-  await registeredChip(world, 2);
-  const { sm, store } = world.get(CURRENT);
-  const { job } = await sm.createBulkJob(MNO_A, {
-    kind: 'release',
-    eids: [worldEid(1), worldEid(2)],
-    peerSmId: NEW,
-    concurrency: 2,
-    ratePerSecond: 10,
-  });
+  const { world, sm, store, job } = await twoChipRelease();
   const now = world.clock.now;
   // As if a step had marked chip 1 started and the SM had stopped before its call ran.
   await store.transaction(async (tx) => {
