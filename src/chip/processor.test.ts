@@ -169,6 +169,13 @@ describe('LoadTransferPermission (§6.2)', () => {
     seen.add('ok');
   });
 
+  test('accepted: a notAfter with a fraction of a second (DER GeneralizedTime, X.690 §11.7)', () => {
+    const chip = createTestChip(pki);
+    const p = permit(chip, alpha, beta, 1, { notAfter: new Date(Date.UTC(2031, 0, 1, 12, 0, 0, 500)) });
+    assert.ok(Buffer.from(p.message).includes(Buffer.from('20310101120000.5Z', 'latin1')));
+    commit(chip, beta, p);
+  });
+
   test('the same message again while pending: the stored TransferRequest (same challenge), no state change', () => {
     const chip = createTestChip(pki);
     const p = permit(chip, alpha, beta, 7);
@@ -615,10 +622,10 @@ describe('profile switch (§7)', () => {
   function switched(rollbackOnFailure: boolean) {
     const chip = createTestChip(pki, { profiles });
     const p = permit(chip, alpha, beta, 1, { profileSwitch: profileSwitch(rollbackOnFailure) });
-    commit(chip, beta, p);
+    const committed = commit(chip, beta, p);
     assert.equal(stateOf(chip, ICCID_OLD), 'disabled');
     assert.equal(stateOf(chip, ICCID_NEW), 'enabled');
-    return { chip, p };
+    return { chip, p, handoverCommand: committed.answer.command };
   }
 
   test('commit applies the switch and marks it unconfirmed; rollback once, then noPending', () => {
@@ -630,6 +637,20 @@ describe('profile switch (§7)', () => {
     assert.equal(chip.processor.state.assignment.smId, beta.smId, 'the assignment stays');
     assert.equal(chip.processor.state.unconfirmedSwitch, undefined);
     refused(chip, encodeProfileRollback(), 'noPending');
+  });
+
+  test('a rollback keeps lastResult: the HandoverCommand again still gets its HandoverResult (§6.6)', () => {
+    // The device rolls back when it cannot reach the new SM through the new profile, so the new
+    // SM may not have the HandoverResult yet: the agent still holds the HandoverCommand, and
+    // repeating it must return the chip's stored answer.
+    const { chip, handoverCommand } = switched(true);
+    const first = chip.processor.execute(handoverCommand);
+    assert.equal(first.repeated, true);
+    assert.equal(chip.processor.execute(encodeProfileRollback()).outcome, 'ok');
+    const again = chip.processor.execute(handoverCommand);
+    assert.equal(again.answer, 'HandoverResult');
+    assert.equal(again.repeated, true);
+    assert.deepEqual(again.response, first.response);
   });
 
   test('confirm: ok, then rollback and a second confirm get noPending; the identical confirm its stored answer', () => {

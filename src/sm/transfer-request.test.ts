@@ -64,6 +64,12 @@ test('§6.3 refusals, in order, each leaving the store unchanged', async () => {
     ).request,
     'PermissionExpired',
   );
+  // To the millisecond: a notAfter with a fraction of a second (X.690 §11.7) is read, not refused.
+  await refused(
+    transferRequest(chip, permissionMessage({ ...base, notAfter: new Date(world.clock.now.getTime() - 1) }))
+      .request,
+    'PermissionExpired',
+  );
   // An invalid one-time key.
   const badPoint = new Uint8Array(65).fill(7);
   badPoint[0] = 4;

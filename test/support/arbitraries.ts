@@ -53,9 +53,13 @@ export const smIdArb = fc
     return n >= 1 && n <= 128;
   });
 const counterArb = fc.integer({ min: 1, max: COUNTER_MAX });
+/** notAfter: whole seconds (what this SM writes) or with milliseconds (a fraction, X.690 §11.7). */
 const dateArb = fc
-  .integer({ min: Date.UTC(1970, 0, 1) / 1000, max: Date.UTC(9999, 11, 31, 23, 59, 59) / 1000 })
-  .map((s) => new Date(s * 1000));
+  .tuple(
+    fc.integer({ min: Date.UTC(1970, 0, 1) / 1000, max: Date.UTC(9999, 11, 31, 23, 59, 59) / 1000 }),
+    fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 999 })),
+  )
+  .map(([s, ms]) => new Date(s * 1000 + ms));
 const iccidArb = fc.stringMatching(/^\d{18,20}$/);
 /** Stand-in certificates: any one DER SEQUENCE is accepted by the codec (the PKI judges it). */
 const certArb = fc.uint8Array({ minLength: 0, maxLength: 80 }).map((b) => sequence(octets(U.octetString, b)));

@@ -10,7 +10,6 @@ import {
 } from '../der/reader.ts';
 import { ctx, priv, U } from '../der/tag.ts';
 import { boolean, constructed, generalizedTime, integer, octets, utf8 } from '../der/writer.ts';
-import { MalformedMessage } from '../errors.ts';
 import { iccidFromBytes, iccidToBytes } from '../iccid.ts';
 import {
   certificateField,
@@ -102,7 +101,9 @@ export const transferPermissionDataCodec: SignedCodec<TransferPermissionData> = 
       r.field('newSmAddress'),
     );
     const counterValue = readInteger(r.take(ctx(6), 'counterValue'), r.field('counterValue'), 1, COUNTER_MAX);
-    const notAfter = readGeneralizedTime(r.take(ctx(7), 'notAfter'), r.field('notAfter'));
+    const notAfter = readGeneralizedTime(r.take(ctx(7), 'notAfter'), r.field('notAfter'), {
+      fractionalSeconds: true,
+    });
     const hashTlv = r.maybe(ctx(8), 'activationCodeHash');
     const switchTlv = r.maybe(ctx(9, true), 'profileSwitch');
     r.end();
@@ -122,9 +123,6 @@ export const transferPermissionDataCodec: SignedCodec<TransferPermissionData> = 
 };
 
 export function encodeTransferPermissionData(d: TransferPermissionData): Uint8Array {
-  if (d.notAfter.getUTCMilliseconds() !== 0) {
-    throw new MalformedMessage('TransferPermissionData.notAfter', 'must be whole seconds');
-  }
   return constructed(
     TAG_TRANSFER_PERMISSION_DATA,
     integer(ctx(0), 1),
@@ -134,7 +132,7 @@ export function encodeTransferPermissionData(d: TransferPermissionData): Uint8Ar
     smIdField.encode(ctx(4), d.newSmId),
     utf8(ctx(5), d.newSmAddress),
     integer(ctx(6), d.counterValue),
-    generalizedTime(ctx(7), d.notAfter),
+    generalizedTime(ctx(7), d.notAfter, { fractionalSeconds: true }),
     d.activationCodeHash && octets(ctx(8), d.activationCodeHash),
     d.profileSwitch && encodeProfileSwitch(ctx(9, true), d.profileSwitch),
   );

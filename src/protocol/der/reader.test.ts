@@ -57,6 +57,29 @@ test('GeneralizedTime: whole seconds, valid dates only', () => {
   assert.equal(x509Time(d)[0], 0x17);
 });
 
+test('GeneralizedTime with fractional seconds: only where allowed, and only in DER form', () => {
+  const gt = (s: string) =>
+    readGeneralizedTime(readSingle(Uint8Array.of(0x18, s.length, ...Buffer.from(s)), 't'), 't', {
+      fractionalSeconds: true,
+    });
+  assert.equal(gt('20310228235907.5Z').toISOString(), '2031-02-28T23:59:07.500Z');
+  assert.equal(gt('20310228235907.123Z').toISOString(), '2031-02-28T23:59:07.123Z');
+  // Past the millisecond: dropped, never rounded up into the next second.
+  assert.equal(gt('20310228235959.9999Z').toISOString(), '2031-02-28T23:59:59.999Z');
+  assert.equal(gt('20310228235907Z').toISOString(), '2031-02-28T23:59:07.000Z');
+  // X.690 §11.7: a '.' and no trailing zero (a zero fraction is left out altogether).
+  for (const bad of [
+    '20310228235907.50Z',
+    '20310228235907.0Z',
+    '20310228235907.Z',
+    '20310228235907,5Z',
+    '20310228235907.5',
+  ]) {
+    assert.throws(() => gt(bad), /GeneralizedTime/, bad);
+  }
+  assert.throws(() => gt('20310230000000.5Z'), /not a valid date/);
+});
+
 test('OID round trip and tag bytes for high tag numbers', () => {
   for (const o of [
     '1.2.840.10045.3.1.7',

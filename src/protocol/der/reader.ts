@@ -178,14 +178,29 @@ export function readBoolean(tlv: Tlv, field: string): boolean {
   throw new MalformedMessage(field, 'DER BOOLEAN must be 00 or FF');
 }
 
-const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;
+const GENERALIZED_TIME = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d*[1-9]))?Z$/;
 
-/** GeneralizedTime as RFC 5280 and this protocol use it: YYYYMMDDHHMMSSZ, no fractional seconds. */
-export function readGeneralizedTime(tlv: Tlv, field: string): Date {
+/**
+ * DER GeneralizedTime (X.690 §11.7): YYYYMMDDHHMMSS, then, only with `fractionalSeconds`, a
+ * fraction (a '.', digits, no trailing zero), then Z. Certificates take whole seconds only
+ * (RFC 5280 §4.1.2.5.2); a protocol message may carry a fraction (PROTOCOL.md §5 says only
+ * GeneralizedTime), kept to the millisecond (further digits are dropped, never rounded up).
+ */
+export function readGeneralizedTime(
+  tlv: Tlv,
+  field: string,
+  o: { readonly fractionalSeconds?: boolean } = {},
+): Date {
   const text = readAscii(tlv, field);
   const m = GENERALIZED_TIME.exec(text);
-  if (!m) throw new MalformedMessage(field, `"${text}" is not a DER GeneralizedTime (YYYYMMDDHHMMSSZ)`);
-  return parseTimeParts(m, field, text);
+  const fraction = m?.[7];
+  if (!m || (fraction !== undefined && !o.fractionalSeconds)) {
+    const form = o.fractionalSeconds ? 'YYYYMMDDHHMMSS[.fff]Z' : 'YYYYMMDDHHMMSSZ';
+    throw new MalformedMessage(field, `"${text}" is not a DER GeneralizedTime (${form})`);
+  }
+  const date = parseTimeParts(m, field, text);
+  if (fraction !== undefined) date.setUTCMilliseconds(Number(fraction.slice(0, 3).padEnd(3, '0')));
+  return date;
 }
 
 const UTC_TIME = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/;

@@ -59,9 +59,18 @@ function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
-/** DER GeneralizedTime, whole seconds: YYYYMMDDHHMMSSZ (milliseconds are dropped). */
-export function generalizedTime(t: Tag, d: Date): Uint8Array {
-  const s = `${pad(d.getUTCFullYear(), 4)}${pad(d.getUTCMonth() + 1, 2)}${pad(d.getUTCDate(), 2)}${pad(d.getUTCHours(), 2)}${pad(d.getUTCMinutes(), 2)}${pad(d.getUTCSeconds(), 2)}Z`;
+/**
+ * DER GeneralizedTime: YYYYMMDDHHMMSSZ, milliseconds dropped; with `fractionalSeconds`, the
+ * milliseconds (when not 0) as a fraction without trailing zeros, YYYYMMDDHHMMSS.fffZ (X.690 §11.7).
+ */
+export function generalizedTime(
+  t: Tag,
+  d: Date,
+  o: { readonly fractionalSeconds?: boolean } = {},
+): Uint8Array {
+  const ms = d.getUTCMilliseconds();
+  const fraction = o.fractionalSeconds && ms !== 0 ? `.${pad(ms, 3).replace(/0+$/, '')}` : '';
+  const s = `${pad(d.getUTCFullYear(), 4)}${pad(d.getUTCMonth() + 1, 2)}${pad(d.getUTCDate(), 2)}${pad(d.getUTCHours(), 2)}${pad(d.getUTCMinutes(), 2)}${pad(d.getUTCSeconds(), 2)}${fraction}Z`;
   return tlv(t, Buffer.from(s, 'latin1'));
 }
 
