@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { sendCommand } from '../device/apdu-client.ts';
@@ -39,4 +39,28 @@ test('a chip served over TCP answers GetChipInfo through STORE DATA and GET RESP
   assert.equal(info.eid, state.eid);
   assert.equal(info.assignedSmId, state.assignment.smId);
   assert.deepEqual(await link.transmit(Uint8Array.of(0x80, 0x10, 0, 0)), Uint8Array.of(0x6d, 0x00));
+});
+
+test('the device link reconnects to a chip server that restarted', async (t) => {
+  const pki = createTestPki();
+  t.after(() => pki.remove());
+  const store = new MemoryStateStore(createTestChipState(pki));
+  const sockets = new Set<Socket>();
+  const listen = async (port: number) => {
+    const server = serveChip(new ChipProcessor(store));
+    server.on('connection', (s: Socket) => sockets.add(s));
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    return server;
+  };
+  let server = await listen(0);
+  const { port } = server.address() as AddressInfo;
+  const link = await connectTcpCard('127.0.0.1', port);
+  t.after(() => link.close());
+  const eid = decodeChipInfo(await sendCommand(link.transmit, encodeGetChipInfo())).eid;
+  for (const s of sockets) s.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  await assert.rejects(sendCommand(link.transmit, encodeGetChipInfo()), { code: 'ChipUnreachable' });
+  server = await listen(port);
+  t.after(() => server.close());
+  assert.equal(decodeChipInfo(await sendCommand(link.transmit, encodeGetChipInfo())).eid, eid);
 });

@@ -1,60 +1,76 @@
-/** The device side of `handover chip serve`: APDUs over TCP, 2-byte length-prefixed frames. */
+/**
+ * The device side of `handover chip serve`: APDUs over TCP, 2-byte length-prefixed frames.
+ * A connection that fails (the chip server restarted, an answer timed out) is replaced by the
+ * next transmit, so an agent goes on once its chip is back.
+ */
 import { connect, type Socket } from 'node:net';
+import { frame } from '../chip/tcp-server.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import type { Transmit } from './apdu-client.ts';
-
-function frame(payload: Uint8Array): Buffer {
-  const out = Buffer.alloc(2 + payload.length);
-  out.writeUInt16BE(payload.length, 0);
-  out.set(payload, 2);
-  return out;
-}
 
 export interface TcpCardLink {
   readonly transmit: Transmit;
   close(): void;
 }
 
-/** Connects to host:port; each transmit waits for one response frame. */
-export async function connectTcpCard(host: string, port: number, timeoutMs = 10_000): Promise<TcpCardLink> {
-  const socket: Socket = await new Promise((resolve, reject) => {
-    const s = connect({ host, port }, () => resolve(s));
-    s.once('error', (e) =>
-      reject(new HandoverError('ChipUnreachable', `cannot reach the chip at ${host}:${port}: ${e.message}`)),
+interface Waiting {
+  readonly resolve: (b: Uint8Array) => void;
+  readonly reject: (e: Error) => void;
+}
+
+/** One TCP connection to the chip: at most one APDU waiting for its answer. */
+class CardConnection {
+  readonly #socket: Socket;
+  #buf = Buffer.alloc(0);
+  #waiting: Waiting | undefined;
+  #dead = false;
+
+  constructor(socket: Socket) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.#buf = Buffer.concat([this.#buf, chunk]);
+      if (this.#buf.length >= 2 && this.#buf.length >= 2 + this.#buf.readUInt16BE(0)) {
+        const n = this.#buf.readUInt16BE(0);
+        const payload = new Uint8Array(this.#buf.subarray(2, 2 + n));
+        this.#buf = this.#buf.subarray(2 + n);
+        const w = this.#waiting;
+        this.#waiting = undefined;
+        w?.resolve(payload);
+      }
+    });
+    socket.on('error', (e) =>
+      this.fail(new HandoverError('ChipUnreachable', `chip connection failed: ${e.message}`)),
     );
-  });
-  let buf = Buffer.alloc(0);
-  let waiting: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
-  const fail = (e: Error) => {
-    waiting?.reject(e);
-    waiting = undefined;
-  };
-  socket.on('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      const n = buf.readUInt16BE(0);
-      const payload = new Uint8Array(buf.subarray(2, 2 + n));
-      buf = buf.subarray(2 + n);
-      const w = waiting;
-      waiting = undefined;
-      w?.resolve(payload);
-    }
-  });
-  socket.on('error', (e) =>
-    fail(new HandoverError('ChipUnreachable', `chip connection failed: ${e.message}`)),
-  );
-  socket.on('close', () => fail(new HandoverError('ChipUnreachable', 'the chip closed the connection')));
-  const transmit: Transmit = (apdu) =>
-    new Promise<Uint8Array>((resolve, reject) => {
-      if (waiting) {
+    socket.on('close', () =>
+      this.fail(new HandoverError('ChipUnreachable', 'the chip closed the connection')),
+    );
+  }
+
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  /** Fails the APDU waiting, if any, and drops the connection for good. */
+  fail(e: Error): void {
+    this.#dead = true;
+    const w = this.#waiting;
+    this.#waiting = undefined;
+    w?.reject(e);
+    this.#socket.destroy();
+  }
+
+  transmit(apdu: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      if (this.#waiting) {
         reject(new HandoverError('ChipBusy', 'one APDU at a time on a card link'));
         return;
       }
+      // An answer that does not come leaves the connection in an unknown place: drop it.
       const timer = setTimeout(
-        () => fail(new HandoverError('ChipTimeout', `no answer from the chip in ${timeoutMs} ms`)),
+        () => this.fail(new HandoverError('ChipTimeout', `no answer from the chip in ${timeoutMs} ms`)),
         timeoutMs,
       );
-      waiting = {
+      this.#waiting = {
         resolve: (b) => {
           clearTimeout(timer);
           resolve(b);
@@ -64,7 +80,42 @@ export async function connectTcpCard(host: string, port: number, timeoutMs = 10_
           reject(e);
         },
       };
-      socket.write(frame(apdu));
+      this.#socket.write(frame(apdu));
     });
-  return { transmit, close: () => socket.destroy() };
+  }
+}
+
+/** Connects to host:port; each transmit waits for one response frame, reconnecting first if needed. */
+export async function connectTcpCard(host: string, port: number, timeoutMs = 10_000): Promise<TcpCardLink> {
+  const open = (): Promise<CardConnection> =>
+    new Promise((resolve, reject) => {
+      const s = connect({ host, port }, () => {
+        s.removeAllListeners('error');
+        resolve(new CardConnection(s));
+      });
+      s.once('error', (e) =>
+        reject(
+          new HandoverError('ChipUnreachable', `cannot reach the chip at ${host}:${port}: ${e.message}`),
+        ),
+      );
+    });
+  let conn = await open();
+  let reopening: Promise<CardConnection> | undefined;
+  let closed = false;
+  const transmit: Transmit = async (apdu) => {
+    if (conn.dead && !closed) {
+      reopening ??= open().finally(() => {
+        reopening = undefined;
+      });
+      conn = await reopening;
+    }
+    return conn.transmit(apdu, timeoutMs);
+  };
+  return {
+    transmit,
+    close: () => {
+      closed = true;
+      conn.fail(new HandoverError('ChipUnreachable', 'the chip link was closed'));
+    },
+  };
 }

@@ -3,6 +3,11 @@
  * one or more TCP connections, many requests in flight per connection (answers come back in
  * order). All APDUs of one chip go through the same connection, since card sessions live per
  * (connection, EID); the caller must not interleave two commands to the same chip.
+ *
+ * A connection that fails (the farm restarted, a request timed out) fails the requests in flight
+ * on it, and the next request on its slot opens a new one: a farm that comes back is used again
+ * without restarting the agent. After a failed attempt to connect, requests fail at once
+ * (ChipUnreachable) for RECONNECT_BACKOFF_MS before the next attempt.
  */
 import { connect, type Socket } from 'node:net';
 import { HandoverError } from '../../protocol/errors.ts';
@@ -22,6 +27,9 @@ export interface FarmLinkOptions {
   /** A request unanswered for this long fails its connection (default 30 s). */
   readonly timeoutMs?: number;
 }
+
+/** After a failed attempt to (re)connect, how long requests fail at once before the next attempt. */
+export const RECONNECT_BACKOFF_MS = 1000;
 
 interface Waiter {
   readonly resolve: (b: Uint8Array) => void;
@@ -79,6 +87,11 @@ class Lane {
     return this.#waiting.length - this.#head;
   }
 
+  /** The connection failed or was closed: no request goes through it any more. */
+  get failed(): boolean {
+    return this.#failure !== undefined;
+  }
+
   transmit(eid: string, apdu: Uint8Array): Promise<Uint8Array> {
     if (this.#failure) return Promise.reject(this.#failure);
     const payload = frame(farmRequest(eid, apdu));
@@ -116,35 +129,89 @@ function laneIndex(eid: string, lanes: number): number {
   return h % lanes;
 }
 
+/**
+ * One connection slot: its current lane, and a new one opened by the first request after the
+ * lane failed (one attempt at a time, none within RECONNECT_BACKOFF_MS of a failed one).
+ */
+class Slot {
+  #lane: Lane;
+  #connecting: Promise<Lane> | undefined;
+  #refusedUntil = 0;
+  #lastError: Error | undefined;
+  #closed = false;
+
+  constructor(
+    lane: Lane,
+    private readonly open: () => Promise<Lane>,
+  ) {
+    this.#lane = lane;
+  }
+
+  get inFlight(): number {
+    return this.#lane.inFlight;
+  }
+
+  transmit(eid: string, apdu: Uint8Array): Promise<Uint8Array> {
+    if (!this.#lane.failed || this.#closed) return this.#lane.transmit(eid, apdu);
+    return this.#reconnect().then((lane) => lane.transmit(eid, apdu));
+  }
+
+  #reconnect(): Promise<Lane> {
+    if (this.#connecting) return this.#connecting;
+    if (Date.now() < this.#refusedUntil && this.#lastError) return Promise.reject(this.#lastError);
+    this.#connecting = this.open().then(
+      (lane) => {
+        this.#connecting = undefined;
+        if (this.#closed) lane.close();
+        else this.#lane = lane;
+        return lane;
+      },
+      (e: Error) => {
+        this.#connecting = undefined;
+        this.#lastError = e;
+        this.#refusedUntil = Date.now() + RECONNECT_BACKOFF_MS;
+        throw e;
+      },
+    );
+    return this.#connecting;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#lane.close();
+  }
+}
+
 export async function connectFarm(host: string, port: number, o: FarmLinkOptions = {}): Promise<FarmLink> {
   const n = o.connections ?? 1;
   if (!Number.isInteger(n) || n < 1) throw new RangeError('connections is a positive integer');
   const where = `${host}:${port}`;
-  const open = (): Promise<Socket> =>
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const open = (): Promise<Lane> =>
     new Promise((resolve, reject) => {
       const s = connect({ host, port }, () => {
         s.removeAllListeners('error');
-        resolve(s);
+        resolve(new Lane(s, timeoutMs, where));
       });
       s.once('error', (e) =>
         reject(new HandoverError('ChipUnreachable', `cannot reach the chip farm at ${where}: ${e.message}`)),
       );
     });
   const opened = await Promise.allSettled(Array.from({ length: n }, open));
-  const sockets = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const lanes = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
-    for (const s of sockets) s.destroy();
+    for (const l of lanes) l.close();
     throw failed.reason;
   }
-  const lanes = sockets.map((s) => new Lane(s, o.timeoutMs ?? 30_000, where));
+  const slots = lanes.map((lane) => new Slot(lane, open));
   return {
-    transmit: (eid, apdu) => lanes[laneIndex(eid, lanes.length)]!.transmit(eid, apdu),
+    transmit: (eid, apdu) => slots[laneIndex(eid, slots.length)]!.transmit(eid, apdu),
     get inFlight() {
-      return lanes.reduce((sum, l) => sum + l.inFlight, 0);
+      return slots.reduce((sum, l) => sum + l.inFlight, 0);
     },
     close: () => {
-      for (const l of lanes) l.close();
+      for (const l of slots) l.close();
     },
   };
 }
