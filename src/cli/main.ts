@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { HandoverError } from '../protocol/errors.ts';
 import { registerCommands } from './commands.ts';
 import { startCryptoCountsFile } from './crypto-counts-file.ts';
+import { exitWhenFlushed } from './exit.ts';
 import { systemErrorOf } from './system-error.ts';
 
 /** The version in package.json (read once, at start). */
@@ -45,13 +46,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 /** Runs the command line and exits with its code; 70 (and the stack) for an internal error only. */
 export function runCli(argv: readonly string[]): void {
   startCryptoCountsFile();
-  main(argv).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(70);
-    },
-  );
+  main(argv).then(exitWhenFlushed, (e: unknown) => {
+    process.stderr.write(`internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    exitWhenFlushed(70);
+  });
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) runCli(process.argv.slice(2));
