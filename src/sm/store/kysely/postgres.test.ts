@@ -207,3 +207,40 @@ describe('PostgreSQL store: an insert checks its id only when it fails', () => {
       assert.deepEqual(ids, { transfers: ['a'], orders: ['o1'], outbox: ['d1', 'd2'] });
     }));
 });
+
+describe('PostgreSQL store: a stalled process does not hold the others up for ever', () => {
+  it('a transaction idle past idleInTransactionMs is ended, and another store appends meanwhile', async (t) => {
+    const url = testDatabaseUrlOrSkip(t);
+    if (url === undefined) return;
+    const temp = tempSchema(url);
+    const stalled = await temp.open({ poolSize: 1, idleInTransactionMs: 300, maxAttempts: 1 });
+    const other = await temp.open({ poolSize: 1 });
+    try {
+      // The stalled process holds the audit head (its append is not committed) and then waits.
+      let appended!: () => void;
+      const holding = new Promise<void>((r) => {
+        appended = r;
+      });
+      const stall = stalled.transaction(async (tx) => {
+        await append(tx, 'stalled');
+        appended();
+        await new Promise((r) => setTimeout(r, 1500));
+        await append(tx, 'too late');
+      });
+      const stallSettled = stall.then(
+        () => 'committed',
+        () => 'failed',
+      );
+      await holding;
+      // The other process's append waits on that lock until PostgreSQL ends the idle session.
+      const started = Date.now();
+      await other.transaction((tx) => append(tx, 'other'));
+      assert.ok(Date.now() - started < 1500, 'freed before the stalled transaction woke up');
+      assert.equal(await stallSettled, 'failed', 'the stalled transaction was rolled back');
+      await assertChain(other, ['other']);
+    } finally {
+      await stalled.close();
+      await temp.drop(other);
+    }
+  });
+});

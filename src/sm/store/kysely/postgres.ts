@@ -25,6 +25,9 @@ import type { Database } from './schema.ts';
 import { type SqlStore, StoreClosedError } from './store.ts';
 import { KyselyTx } from './tx.ts';
 
+/** The default of PostgresStoreOptions.idleInTransactionMs. */
+export const IDLE_IN_TRANSACTION_MS = 15_000;
+
 export interface PostgresStoreOptions {
   /**
    * The schema holding the store (created if missing; lower-case letters, digits, _). Default:
@@ -33,6 +36,14 @@ export interface PostgresStoreOptions {
   readonly schema?: string;
   /** Pool size (default 10). */
   readonly poolSize?: number;
+  /**
+   * A session idle inside a transaction this long is ended by PostgreSQL, its transaction rolled
+   * back and its locks freed (default IDLE_IN_TRANSACTION_MS). Our transactions never wait
+   * between statements on anything but this process's own JS, so only a stalled or cut-off
+   * process reaches it, and its replicas then go on instead of waiting on its locks for ever.
+   * An `idle_in_transaction_session_timeout` in the database URL wins.
+   */
+  readonly idleInTransactionMs?: number;
   /** Attempts per transaction, the first included (default 10). */
   readonly maxAttempts?: number;
   /** Backoff before attempt n+1: random in [0, min(maxMs, baseMs * 2^(n-1))] (default 5 and 500 ms). */
@@ -204,10 +215,18 @@ export async function openPostgresStore(url: string, o: PostgresStoreOptions = {
   const pool = new pg.Pool({
     connectionString: url,
     max: o.poolSize ?? 10,
+    idle_in_transaction_session_timeout: o.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS,
+    // A peer gone without a reset (a cut network) is noticed by the socket, not only by a timeout.
+    keepAlive: true,
     ...(schema !== undefined && { options: `-c search_path=${schema}` }),
   });
-  // An idle client losing its connection must not crash the process; the next query reports it.
+  // A client losing its connection must not crash the process, idle in the pool or checked out
+  // (e.g. ended by idle_in_transaction_session_timeout between two statements): the next query
+  // on it reports the failure to its transaction.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   // The migrator's introspection sees only the current schema: kysely's own reads every schema
   // and fails when another session drops one meanwhile (see pg-introspector.ts).
   const db = new KyselyDb<Database>({
