@@ -7,7 +7,7 @@ import { keySigner } from '../protocol/crypto/signer.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import { createContext, type OperatorConfig } from './config.ts';
 import { notifyOperator } from './effects.ts';
-import { DEFAULT_PEER_CONCURRENCY, drainOutbox } from './outbox.ts';
+import { DEFAULT_PEER_CONCURRENCY, drainOutbox, OUTBOX_CLAIM_MS } from './outbox.ts';
 import type { OperatorNotification, PeerAddress, PeerMessage, PeerReply, PeerTransport } from './peer-api.ts';
 import { MemoryStore } from './store/memory.ts';
 import type { PeerOutboxItem } from './store/types.ts';
@@ -305,6 +305,40 @@ test("a chip's message that fails holds back that chip's later ones until the ne
   again.release('a2');
   assert.deepEqual(await second, { delivered: 2, refused: 0, retried: 0 });
   assert.deepEqual(again.log, ['start a1', 'end a1', 'start a2', 'end a2']);
+});
+
+test('a drain claims what it sends: another drain on the same store meanwhile sends none of it', async () => {
+  const { world, ctx, enqueue, item } = drainContext();
+  await enqueue(1, 'a1');
+  await enqueue(2, 'b1');
+  const first = new HeldTransport();
+  const drained = drainOutbox(ctx, first, undefined, { peerConcurrency: 2 });
+  await until('both sent', () => first.held.size === 2);
+  // A second process (a replica on one database) drains while both are in flight.
+  const second = new HeldTransport();
+  assert.deepEqual(await drainOutbox(ctx, second, undefined), { delivered: 0, refused: 0, retried: 0 });
+  assert.deepEqual(second.started(), []);
+  first.release('a1');
+  first.release('b1');
+  assert.deepEqual(await drained, { delivered: 2, refused: 0, retried: 0 });
+  assert.equal(item('a1').state, 'delivered');
+  // A drain that died while sending: its claim runs out and the item is due again.
+  await enqueue(3, 'c1');
+  const dying = new HeldTransport();
+  void drainOutbox(ctx, dying, undefined);
+  await until('c1 sent', () => dying.held.has('c1'));
+  assert.deepEqual(await drainOutbox(ctx, new HeldTransport(), undefined), {
+    delivered: 0,
+    refused: 0,
+    retried: 0,
+  });
+  world.clock.advance(OUTBOX_CLAIM_MS);
+  const retry = new HeldTransport();
+  const again = drainOutbox(ctx, retry, undefined);
+  await until('c1 again', () => retry.held.has('c1'));
+  retry.release('c1');
+  assert.deepEqual(await again, { delivered: 1, refused: 0, retried: 0 });
+  dying.release('c1');
 });
 
 test('the drain report counts every outcome once, with concurrent sends', async () => {

@@ -188,6 +188,7 @@ async function sendPeers(
   groups: readonly PeerOutboxItem[][],
   limit: number,
   report: Record<keyof DrainReport, number>,
+  attempted: Set<string>,
 ): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
@@ -196,6 +197,7 @@ async function sendPeers(
       const group = groups[next++]!;
       try {
         for (const item of group) {
+          attempted.add(item.id);
           const outcome = await sendPeer(ctx, transport, item);
           report[outcome]++;
           if (outcome === 'retried') break;
@@ -229,20 +231,56 @@ export async function drainOutbox(
     throw new SmError('InvalidInput', 'peerConcurrency is a whole number of at least 1', { limit });
   }
   const now = ctx.clock();
-  const due = (
-    await ctx.store.transaction((tx) =>
-      tx.listOutbox({ states: ['pending'], dueAt: now, limit: DRAIN_BATCH }),
-    )
-  ).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  const due = (await ctx.store.transaction((tx) => claimDue(tx, now))).sort(
+    (a, b) => a.createdAt.getTime() - b.createdAt.getTime(),
+  );
   const report = { delivered: 0, refused: 0, retried: 0 };
-  await sendPeers(ctx, transport, byChip(due), limit, report);
-  if (!notifier) return report;
-  const failing = new Set<string>();
-  for (const item of due) {
-    if (item.channel !== 'operator' || failing.has(item.operatorId)) continue;
-    const outcome = await sendOperator(ctx, notifier, item);
-    if (outcome === 'retried') failing.add(item.operatorId);
-    report[outcome]++;
+  const attempted = new Set<string>();
+  try {
+    await sendPeers(ctx, transport, byChip(due), limit, report, attempted);
+    if (!notifier) return report;
+    const failing = new Set<string>();
+    for (const item of due) {
+      if (item.channel !== 'operator' || failing.has(item.operatorId)) continue;
+      attempted.add(item.id);
+      const outcome = await sendOperator(ctx, notifier, item);
+      if (outcome === 'retried') failing.add(item.operatorId);
+      report[outcome]++;
+    }
+    return report;
+  } finally {
+    const left = due.filter((item) => !attempted.has(item.id));
+    if (left.length > 0) await ctx.store.transaction((tx) => unclaim(tx, left));
   }
-  return report;
+}
+
+/**
+ * How long a drain holds the items it took: other processes on the same store (replicas on one
+ * PostgreSQL database, ARCHITECTURE.md) see them as not due until then, so each is sent once. A
+ * process that dies while sending leaves them due again when the claim runs out.
+ */
+export const OUTBOX_CLAIM_MS = 60_000;
+
+/** The items due at `now` (up to DRAIN_BATCH), claimed: their next attempt moved past the claim. */
+async function claimDue(tx: StoreTx, now: Date): Promise<Sendable[]> {
+  const due = await tx.listOutbox({ states: ['pending'], dueAt: now, limit: DRAIN_BATCH });
+  const until = new Date(now.getTime() + OUTBOX_CLAIM_MS);
+  const claimed: Sendable[] = [];
+  for (const item of due) {
+    if (item.channel === 'device') continue;
+    await tx.saveOutbox({ ...item, nextAttemptAt: until });
+    claimed.push(item);
+  }
+  return claimed;
+}
+
+/** Makes claimed items that were not sent (a chip's or an operator's earlier one failed) due again. */
+async function unclaim(tx: StoreTx, items: readonly Sendable[]): Promise<void> {
+  for (const item of items) {
+    const current = await tx.getOutbox(item.id);
+    if (current?.channel === 'device' || current?.state !== 'pending' || current.attempts !== item.attempts) {
+      continue;
+    }
+    await tx.saveOutbox({ ...current, nextAttemptAt: item.nextAttemptAt });
+  }
 }
