@@ -207,11 +207,21 @@ describe('`handover device run --batch` (chip farm, SQLite)', () => {
       const s = ((await beta.call(`/v1/transfers/${id}`)).json as { state: string }).state;
       assert.equal(s, 'completed');
     }
+    // Per chip: the HandoverCommand kept before it went to the chip, then the new home with
+    // nothing held, in that order.
     const kept = readFileSync(homes, 'utf8')
       .trim()
       .split('\n')
-      .map((l) => JSON.parse(l) as { eid: string; sm: string });
-    assert.deepEqual(kept.map((h) => h.eid).sort(), chips.map((c) => c.eid).sort());
-    assert.ok(kept.every((h) => h.sm === world.urlOf(BETA)));
+      .map((l) => JSON.parse(l) as { eid: string; sm: string; held: { address: string } | null });
+    for (const chip of chips) {
+      const lines = kept.filter((h) => h.eid === chip.eid);
+      assert.deepEqual(
+        lines.map((h) => [h.sm, h.held?.address ?? null]),
+        [
+          [world.urlOf(ALPHA), world.urlOf(BETA)],
+          [world.urlOf(BETA), null],
+        ],
+      );
+    }
   });
 });

@@ -3,13 +3,13 @@
  * chip over an APDU transport (TCP to `handover chip serve`, or a chip state file in-process),
  * and carries the answers to the SMs named in the signed messages. Prints one JSON line per step.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ChipCard } from '../chip/apdu.ts';
 import { connectFarm } from '../chip/farm/farm-link.ts';
 import { FileStateStore } from '../chip/file-store.ts';
 import { ChipProcessor } from '../chip/processor.ts';
-import { DeviceAgent } from '../device/agent.ts';
+import { type ChipRelayState, DeviceAgent } from '../device/agent.ts';
 import { sendCommand, type Transmit } from '../device/apdu-client.ts';
 import { apduChipLink, BatchDeviceAgent } from '../device/batch-agent.ts';
 import { httpSmEndpoints } from '../device/http-endpoints.ts';
@@ -19,6 +19,7 @@ import { decodeChipInfo, encodeGetChipInfo } from '../protocol/asn1/info.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 import { eidArg } from './args.ts';
 import { checkEidFile, streamEids } from './eid-file.ts';
+import { appendRelayState, readRelayStateFile } from './relay-state-file.ts';
 
 interface RunOptions {
   eid?: string;
@@ -99,21 +100,6 @@ function positive(text: string | undefined, name: string, fallback: number): num
   return n;
 }
 
-/**
- * Homes that differ from --sm, as JSON lines {eid, sm} appended to --homes (the last line for an
- * EID wins); in memory only the chips whose home changed.
- */
-function loadHomes(path: string | undefined): Map<string, string> {
-  const homes = new Map<string, string>();
-  if (path === undefined || !existsSync(path)) return homes;
-  for (const l of readFileSync(path, 'utf8').split('\n')) {
-    if (l.trim() === '') continue;
-    const v = JSON.parse(l) as { eid?: unknown; sm?: unknown };
-    if (typeof v.eid === 'string' && typeof v.sm === 'string') homes.set(v.eid, v.sm);
-  }
-  return homes;
-}
-
 /** `device run --batch`: every chip of --eids, served by a chip farm, relayed by one BatchDeviceAgent. */
 async function runBatch(o: RunOptions): Promise<void> {
   if (o.eid !== undefined || o.chip !== undefined || o.chipState !== undefined) {
@@ -129,7 +115,14 @@ async function runBatch(o: RunOptions): Promise<void> {
   const { ca, interval } = common(o);
   const concurrency = positive(o.concurrency, '--concurrency', 64);
   const maxPolls = o.maxPolls === undefined ? Number.POSITIVE_INFINITY : Number(o.maxPolls);
-  const homes = loadHomes(o.homes);
+  const saved = readRelayStateFile(o.homes, o.sm);
+  const homes = saved.homes;
+  if (saved.tornLine !== undefined) {
+    line({
+      warning: `--homes ${o.homes}: line ${saved.tornLine} was cut short (a crash while writing it); left out`,
+    });
+  }
+  if (saved.resume.length > 0) line({ resuming: saved.resume.length });
   const farm = await connectFarm(m[1]!, Number(m[2]), {
     connections: positive(o.connections, '--connections', 4),
   });
@@ -142,8 +135,11 @@ async function runBatch(o: RunOptions): Promise<void> {
     onHomeChanged: (eid, address) => {
       if (address === o.sm) homes.delete(eid);
       else homes.set(eid, address);
-      if (homesFile !== undefined) appendFileSync(homesFile, `${JSON.stringify({ eid, sm: address })}\n`);
     },
+    ...(homesFile !== undefined && {
+      onRelayState: (chip: ChipRelayState) => appendRelayState(homesFile, chip),
+      resume: saved.resume,
+    }),
     concurrency,
     maxTracked: Math.max(4096, concurrency * 4),
     onChipError: (eid, e) => {
@@ -272,7 +268,7 @@ export function registerDeviceCommands(program: Command): void {
     .option('--eids <file>', 'with --batch: the EIDs, one a line (or CSV, EID first)')
     .option(
       '--homes <file>',
-      'with --batch: JSON lines {eid, sm} of chips whose SM is no longer --sm (read, appended)',
+      'with --batch: JSON lines of chips whose SM is no longer --sm and of HandoverCommands to deliver again after a crash (read, appended)',
     )
     .option('--concurrency <n>', 'with --batch: chips relayed at once (default 64)')
     .option('--connections <n>', 'with --batch: TCP connections to the farm (default 4)')

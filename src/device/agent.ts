@@ -51,6 +51,12 @@ export interface RelayIo {
   readonly sendToChip: (der: Uint8Array) => Promise<Uint8Array>;
   readonly sms: SmEndpoints;
   readonly onStep?: (step: DeviceStep) => void;
+  /**
+   * The chip's home or held HandoverCommand changed: called when a HandoverCommand is taken
+   * (before it goes to the chip) and when it is answered (home already updated), so a caller
+   * that keeps `chip` on disk can deliver the command again after a crash (§6.6).
+   */
+  readonly onRelayState?: (chip: ChipRelayState) => void;
 }
 
 /**
@@ -109,6 +115,7 @@ async function handle(
     step(io, 'chip', newSm, answer);
     const command = await io.sms.postTransferRequest(newSm, answer);
     chip.held = { address: newSm, command };
+    io.onRelayState?.(chip);
     await executeHandover(chip, newSm, command, io);
     return;
   }
@@ -131,6 +138,7 @@ async function executeHandover(
     await io.sms.postChipResult(address, result);
   }
   chip.held = undefined;
+  io.onRelayState?.(chip);
 }
 
 /** The device agent of one chip (`handover device run`). */

@@ -181,6 +181,51 @@ test('batch agent: a lost HandoverResult is held and delivered again by the next
   assert.deepEqual(await transferStates(cur.sm, cur.operatorId), Array(3).fill('completed'));
 });
 
+test('batch agent: a command held when the agent died is delivered by the next agent, from what onRelayState kept', async (t) => {
+  const { world, farm, eids, link } = await setup(t, 2);
+  const [cur, neu] = world.sms as [InProcessWorld['sms'][0], InProcessWorld['sms'][0]];
+  // What a --homes file keeps: the last state of each chip, as onRelayState reported it.
+  const kept = new Map<string, ChipRelayState>();
+  const keep = (c: ChipRelayState) => kept.set(c.eid, { ...c });
+  const first = new BatchDeviceAgent({
+    sms: endpoints(world, { batch: true, losePostHandoverResult: () => true }),
+    sendToChip: link,
+    homeSmAddress: cur.address,
+    onRelayState: keep,
+  });
+  assert.equal((await first.sweep(eids)).held, 2);
+  for (const eid of eids) {
+    assert.equal(farm.load(eid).assignment.smId, neu.smId, 'committed on the chip');
+    assert.equal(kept.get(eid)?.held?.address, neu.address, 'the command is kept before it goes to the chip');
+    assert.equal(kept.get(eid)?.home, cur.address);
+  }
+  // The agent process is gone; a new one starts from what was kept.
+  const homes = new Map<string, string>();
+  const second = new BatchDeviceAgent({
+    sms: endpoints(world, { batch: true }),
+    sendToChip: link,
+    homeOf: (eid) => homes.get(eid) ?? cur.address,
+    onHomeChanged: (eid, address) => homes.set(eid, address),
+    onRelayState: keep,
+    resume: [...kept.values()],
+  });
+  assert.equal(second.held, 2);
+  const report = await second.sweep(eids);
+  assert.equal(report.retried, 2);
+  assert.equal(report.handovers, 2);
+  for (const eid of eids) {
+    assert.equal(homes.get(eid), neu.address);
+    assert.deepEqual(
+      kept.get(eid),
+      { eid, home: neu.address, held: undefined },
+      'home and answer in one record',
+    );
+  }
+  await neu.sm.drainOutbox(world.peers);
+  assert.deepEqual(await transferStates(neu.sm, neu.operatorId), Array(2).fill('completed'));
+  assert.deepEqual(await transferStates(cur.sm, cur.operatorId), Array(2).fill('completed'));
+});
+
 test('batch agent: chips holding commands never exceed the table; the rest wait for a later sweep', async (t) => {
   const { world, eids, link } = await setup(t, 5);
   const [cur, neu] = world.sms as [InProcessWorld['sms'][0], InProcessWorld['sms'][0]];

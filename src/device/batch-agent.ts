@@ -128,6 +128,13 @@ export interface BatchAgentOptions {
   /** Chips in memory at most (default 4096): in flight plus holding a HandoverCommand. */
   readonly maxTracked?: number;
   readonly onStep?: (eid: string, step: DeviceStep) => void;
+  /** A chip's home or held HandoverCommand changed (RelayIo.onRelayState). */
+  readonly onRelayState?: (chip: ChipRelayState) => void;
+  /**
+   * Chips holding a HandoverCommand from an earlier run (kept by onRelayState): delivered again
+   * by the first sweep. Those past `maxTracked` wait for a later run.
+   */
+  readonly resume?: Iterable<ChipRelayState>;
   /** A chip's relay failed (it is retried by a later sweep when it holds a HandoverCommand). */
   readonly onChipError?: (eid: string, error: unknown) => void;
   /** A poll failed: none of `eids` was relayed from `smAddress` in this sweep. */
@@ -169,6 +176,9 @@ export class BatchDeviceAgent {
     const capacity = o.maxTracked ?? 4096;
     if (capacity <= this.#concurrency) throw new RangeError('maxTracked must exceed concurrency');
     this.#table = new ChipTable(capacity);
+    for (const chip of o.resume ?? []) {
+      if (chip.held) this.#table.add({ eid: chip.eid, home: chip.home, held: chip.held });
+    }
     this.#limiter = new Limiter(this.#concurrency);
     const home = o.homeSmAddress;
     this.#homeOf =
@@ -233,11 +243,12 @@ export class BatchDeviceAgent {
   }
 
   #io(eid: string): RelayIo {
-    const { sendToChip, sms, onStep } = this.#o;
+    const { sendToChip, sms, onStep, onRelayState } = this.#o;
     return {
       sendToChip: (der) => sendToChip(eid, der),
       sms,
       ...(onStep && { onStep: (s: DeviceStep) => onStep(eid, s) }),
+      ...(onRelayState && { onRelayState }),
     };
   }
 
