@@ -37,6 +37,7 @@ export async function orderPortIn(
   ctx: SmContext,
   operatorId: string,
   order: PortInOrder,
+  internal: { readonly transferId?: string } = {},
 ): Promise<PortInResult> {
   requireOperator(ctx, operatorId);
   const eid = checkEid(order.eid);
@@ -53,7 +54,7 @@ export async function orderPortIn(
     if (chip && chip.status !== 'released') {
       throw new SmError('ChipExists', `chip ${eid} is already managed by this SM`, { eid });
     }
-    const transferId = newId(ctx, 'tr');
+    const transferId = internal.transferId ?? newId(ctx, 'tr');
     const expiresAt = new Date(now.getTime() + ctx.orderValidityMs);
     const record: OrderRecord = {
       id: newId(ctx, 'or'),

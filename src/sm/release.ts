@@ -47,6 +47,8 @@ interface Authorisation {
   readonly activationCodeHash?: Uint8Array;
   readonly unlockCode?: string;
   readonly profileSwitch?: ProfileSwitch;
+  /** The id the new transfer takes (a bulk job's item names its own); default a new random id. */
+  readonly transferId?: string;
 }
 
 type Outcome = { readonly transfer: OutgoingTransfer } | { readonly refused: SmError };
@@ -100,7 +102,7 @@ async function authorise(ctx: SmContext, a: Authorisation): Promise<OutgoingTran
       return { refused: new SmError(lock.code, lock.message, { eid: a.eid }) };
     }
     const transfer: OutgoingTransfer = {
-      id: newId(ctx, 'tr'),
+      id: a.transferId ?? newId(ctx, 'tr'),
       direction: 'outgoing',
       state: 'requested',
       eid: a.eid,
@@ -158,6 +160,7 @@ export async function requestRelease(
   ctx: SmContext,
   operatorId: string,
   req: ReleaseRequest,
+  internal: { readonly transferId?: string } = {},
 ): Promise<TransferView> {
   requireOperator(ctx, operatorId);
   const activationCodeHash = codeHashOf(req);
@@ -170,6 +173,7 @@ export async function requestRelease(
     ...(activationCodeHash && { activationCodeHash }),
     ...(req.unlockCode !== undefined && { unlockCode: req.unlockCode }),
     ...(req.profileSwitch && { profileSwitch: checkProfileSwitch(req.profileSwitch) }),
+    ...(internal.transferId !== undefined && { transferId: internal.transferId }),
   });
   return transferView(transfer);
 }

@@ -9,10 +9,10 @@ import { test } from 'node:test';
 import { registeredChip } from '../../../test/support/sm-flows.ts';
 import { CURRENT, createSmWorld, MNO_A, MNO_B, NEW, worldEid } from '../../../test/support/sm-world.ts';
 import { decodeTransferPermissionMessage } from '../../protocol/asn1/permission.ts';
-import { LOST_START_MS } from './jobs.ts';
+import { itemTransferId, LOST_START_MS } from './jobs.ts';
 
 /** A release job over chips 1 and 2 at the current SM, nothing stepped yet. */
-async function twoChipRelease() {
+async function twoChipRelease(limits: { ratePerSecond?: number } = {}) {
   const world = createSmWorld();
   await registeredChip(world, 1);
   await registeredChip(world, 2);
@@ -22,7 +22,7 @@ async function twoChipRelease() {
     eids: [worldEid(1), worldEid(2)],
     peerSmId: NEW,
     concurrency: 2,
-    ratePerSecond: 10,
+    ratePerSecond: limits.ratePerSecond ?? 10,
   });
   return { world, sm, store, job };
 }
@@ -66,19 +66,24 @@ test('the runner starts no more than the rate per second, and records refusals w
 });
 
 test('an item started when the SM stopped is adopted (its transfer exists) or started again', async () => {
-  const { world, sm, store, job } = await twoChipRelease();
+  const { world, sm, store, job } = await twoChipRelease({ ratePerSecond: 1 });
   const now = world.clock.now;
-  // As if a step had marked both started, released chip 1, and the SM had stopped there.
+  // A step starts chip 1 (the rate allows one); as if the SM had stopped before recording its
+  // transfer, and before chip 2's call, which a step had marked started, ever ran.
+  await sm.stepBulkJobs();
+  const released = (await sm.listBulkItems(MNO_A, job.id))[0]!.transferId!;
   await store.transaction(async (tx) => {
-    for (const item of await tx.listBulkItems(job.id))
-      await tx.saveBulkItem({ ...item, state: 'started', startedAt: now, updatedAt: now });
+    const [first, second] = await tx.listBulkItems(job.id);
+    const { transferId: _t, ...unrecorded } = first!;
+    await tx.saveBulkItem(unrecorded);
+    await tx.saveBulkItem({ ...second!, state: 'started', startedAt: now, updatedAt: now });
   });
-  const released = await sm.requestRelease(MNO_A, { eid: worldEid(1), newSmId: NEW });
   world.clock.advance(5000);
   await sm.stepBulkJobs();
   const items = await sm.listBulkItems(MNO_A, job.id);
   assert.equal(items[0]?.state, 'started');
-  assert.equal(items[0]?.transferId, released.id, 'the transfer the call made is adopted');
+  assert.equal(items[0]?.transferId, released, 'the transfer the call made is adopted');
+  assert.equal(released, itemTransferId(job, items[0]!));
   // Chip 2 has no transfer: its call may still be running (in another replica), so it is left
   // alone until LOST_START_MS after its start; then back to pending, and started for real.
   assert.equal(items[1]?.state, 'started');
@@ -197,4 +202,39 @@ test('a cancelled job: a start that never happened is skipped, not pending again
   );
   // Nothing in flight: later steps leave the job alone.
   assert.deepEqual(await store.transaction((tx) => tx.listBulkJobs({ withStartedItems: true })), []);
+});
+
+test("an item never takes another job's transfer for its chip as its own", async () => {
+  const { world, sm, store, job } = await twoChipRelease();
+  const now = world.clock.now;
+  // Job X's items marked started when the SM stopped, before either call ran.
+  await store.transaction(async (tx) => {
+    for (const item of await tx.listBulkItems(job.id))
+      await tx.saveBulkItem({ ...item, state: 'started', startedAt: now, updatedAt: now });
+  });
+  // Job Y over the same chips runs meanwhile and makes their transfers.
+  const y = await sm.createBulkJob(MNO_A, {
+    kind: 'release',
+    eids: [worldEid(1), worldEid(2)],
+    peerSmId: NEW,
+  });
+  await sm.stepBulkJobs();
+  const ys = await sm.listBulkItems(MNO_A, y.job.id);
+  assert.deepEqual(
+    ys.map((i) => i.state),
+    ['started', 'started'],
+  );
+  world.clock.advance(LOST_START_MS);
+  await sm.stepBulkJobs();
+  await sm.stepBulkJobs();
+  // X's starts were lost: started again, refused (the chips have Y's transfers), not adopted.
+  const xs = await sm.listBulkItems(MNO_A, job.id);
+  assert.deepEqual(
+    xs.map((i) => [i.state, i.errorCode, i.transferId]),
+    [
+      ['failed', 'TransferPending', undefined],
+      ['failed', 'TransferPending', undefined],
+    ],
+  );
+  assert.equal((await sm.listTransfers(MNO_A, { eid: worldEid(1) })).length, 1);
 });

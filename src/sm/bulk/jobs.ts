@@ -286,18 +286,22 @@ const startedAtMs = (job: BulkJobRecord, item: BulkItemRecord): number =>
   item.startedAt?.getTime() ?? job.createdAt.getTime();
 
 /** The transfer a started item's call made, if the SM stopped before recording it. */
+/**
+ * The id of the transfer an item starts: its own, so the item finds the transfer its start made
+ * (even when the start ran in a replica that stalled, or the SM stopped before recording it),
+ * and never takes another job's or an operator's transfer for the same chip.
+ */
+export function itemTransferId(job: BulkJobRecord, item: BulkItemRecord): string {
+  return `tr_${job.id}_${item.position}`;
+}
+
 async function madeTransfer(
   tx: StoreTx,
   job: BulkJobRecord,
   item: BulkItemRecord,
 ): Promise<TransferRecord | undefined> {
-  const since = startedAtMs(job, item);
-  const found = await tx.listTransfers({
-    eid: item.eid,
-    direction: direction(job.kind),
-    operatorId: job.operatorId,
-  });
-  return found.find((t) => t.peerSmId === job.peerSmId && t.createdAt.getTime() >= since);
+  const t = await tx.getTransfer(itemTransferId(job, item));
+  return t && t.eid === item.eid && t.direction === direction(job.kind) ? t : undefined;
 }
 
 /**
@@ -350,31 +354,40 @@ async function settle(tx: StoreTx, job: BulkJobRecord, now: Date): Promise<numbe
 
 async function startItem(ctx: SmContext, job: BulkJobRecord, item: BulkItemRecord): Promise<void> {
   const code = job.activationCodeHash && { activationCodeHash: job.activationCodeHash };
+  const own = { transferId: itemTransferId(job, item) };
   let transferId: string;
   try {
     transferId =
       job.kind === 'release'
-        ? (await requestRelease(ctx, job.operatorId, { eid: item.eid, newSmId: job.peerSmId, ...code })).id
+        ? (await requestRelease(ctx, job.operatorId, { eid: item.eid, newSmId: job.peerSmId, ...code }, own))
+            .id
         : (
-            await orderPortIn(ctx, job.operatorId, {
-              eid: item.eid,
-              currentSmId: job.peerSmId,
-              ask: true,
-              ...code,
-            })
+            await orderPortIn(
+              ctx,
+              job.operatorId,
+              { eid: item.eid, currentSmId: job.peerSmId, ask: true, ...code },
+              own,
+            )
           ).transfer.id;
   } catch (e) {
     // A refusal ends the item; anything else leaves it started for the next step to sort out.
     if (!(e instanceof HandoverError)) throw e;
-    await ctx.store.transaction((tx) =>
-      tx.saveBulkItem({
+    await ctx.store.transaction(async (tx) => {
+      // Refused because an earlier start of this very item made the transfer after all (a
+      // replica that stalled past LOST_START_MS): the item follows that transfer.
+      const made = await madeTransfer(tx, job, item);
+      if (made) {
+        await tx.saveBulkItem({ ...item, transferId: made.id, updatedAt: ctx.clock() });
+        return;
+      }
+      await tx.saveBulkItem({
         ...item,
         state: 'failed',
         errorCode: e.code,
         errorMessage: e.message,
         updatedAt: ctx.clock(),
-      }),
-    );
+      });
+    });
     return;
   }
   await ctx.store.transaction((tx) => tx.saveBulkItem({ ...item, transferId, updatedAt: ctx.clock() }));
