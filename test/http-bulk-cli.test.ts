@@ -80,6 +80,19 @@ describe('the bulk transfer CLI over HTTPS', () => {
     assert.equal(r.stdout, '');
   });
 
+  it('limits past what the SM takes are usage errors naming the flag, before anything is sent', async () => {
+    const path = file('one.txt', `${world.eid(1)}\n`);
+    for (const [flag, value, max] of [
+      ['--concurrency', '10001', '10000'],
+      ['--rate', '100001', '100000'],
+    ] as const) {
+      const r = await handover(['transfer', 'bulk', '--to', BETA, '--eids', path, flag, value, ...as]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`${flag} is a whole number from 1 to ${max}`));
+      assert.equal(r.stdout, '');
+    }
+  });
+
   it('creates, pauses, resumes, shows and cancels a job', async () => {
     // Two chips managed at alpha; nobody drives the first, so with concurrency 1 the second waits.
     const eids = [world.eid(11), world.eid(12)];

@@ -154,6 +154,12 @@ for (const backend of ['memory', 'sqlite', 'postgres'] as const satisfies readon
         all.map((c) => c.eid),
       );
       assert.ok(items.every((i) => i.transferId !== undefined));
+      // Query text is checked as the rest: no empty state, no fractional position.
+      for (const q of ['state=', 'after=1.5', 'limit=0x10']) {
+        const bad = await alpha().call(`/v1/bulk-transfers/${created.job.id}/items?${q}`);
+        assert.equal(bad.status, 400, `${q}: ${bad.text}`);
+        assert.equal((bad.json as { error: { code: string } }).error.code, 'InvalidInput');
+      }
 
       // Finished: nothing more to pause.
       const late = await alpha().call(`/v1/bulk-transfers/${created.job.id}/pause`, {

@@ -9,7 +9,8 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { InvalidInput } from '../protocol/errors.ts';
+import { HandoverError, InvalidInput } from '../protocol/errors.ts';
+import { BULK_LIMITS } from '../sm/bulk/limits.ts';
 import { parseEidList, refuseBadLines } from './eid-file.ts';
 import {
   addOperatorFlags,
@@ -119,13 +120,39 @@ export function renderProgress(p: Progress, width = 24): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const enc = encodeURIComponent;
 
+/** How long `--follow` keeps asking an SM that does not answer before it gives up. */
+const FOLLOW_UNREACHABLE_MS = 120_000;
+
 async function follow(client: OperatorClient, id: string, intervalMs: number): Promise<void> {
   const tty = process.stdout.isTTY === true;
   const startedAt = Date.now();
   let firstDone: number | undefined;
   let last = '';
+  let unreachableSince: number | undefined;
   for (;;) {
-    const s = await client.get<BulkStatus>(`/v1/bulk-transfers/${enc(id)}`);
+    let s: BulkStatus;
+    try {
+      s = await client.get<BulkStatus>(`/v1/bulk-transfers/${enc(id)}`);
+      unreachableSince = undefined;
+    } catch (e) {
+      // The job runs at the SM whether or not anyone follows it: ride out a restart of the SM.
+      if (!(e instanceof HandoverError) || e.code !== 'SmUnreachable') throw e;
+      const now = Date.now();
+      unreachableSince ??= now;
+      if (now - unreachableSince > FOLLOW_UNREACHABLE_MS) {
+        if (tty) process.stdout.write('\n');
+        throw new HandoverError(
+          'SmUnreachable',
+          `${e.message}; the job goes on at the SM: follow it again with \`bulk-status ${id} --follow\``,
+          { jobId: id },
+        );
+      }
+      const note = `SM unreachable, retrying (${Math.round((now - unreachableSince) / 1000)} s)`;
+      if (tty) process.stdout.write(`\r${note}\u001b[K`);
+      else process.stdout.write(`${JSON.stringify({ job: id, unreachable: e.message })}\n`);
+      await sleep(intervalMs);
+      continue;
+    }
     const c = s.counts;
     const done = c.completed + c.failed + c.skipped;
     firstDone ??= done;
@@ -137,7 +164,10 @@ async function follow(client: OperatorClient, id: string, intervalMs: number): P
       ...(elapsed >= 1 && { ratePerSecond: (done - firstDone) / elapsed }),
     };
     if (tty) {
-      process.stdout.write(`\r${renderProgress(progress, 24)}\u001b[K`);
+      // Never wider than the terminal: a wrapped line would scroll instead of being redrawn.
+      const columns = process.stdout.columns ?? 80;
+      const text = renderProgress(progress, columns >= 100 ? 24 : 10);
+      process.stdout.write(`\r${text.slice(0, Math.max(0, columns - 1))}\u001b[K`);
     } else {
       const line = JSON.stringify({ job: id, state: s.job.state, total: s.report.total, ...c });
       if (line !== last) process.stdout.write(`${line}\n`);
@@ -162,19 +192,27 @@ interface StartFlags extends OperatorFlags {
   interval: string;
 }
 
-function intFlag(v: string | undefined, name: string): number | undefined {
+function intFlag(v: string | undefined, name: string, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidInput('UsageError', `${name} is a whole number from 1`);
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new InvalidInput('UsageError', `${name} is a whole number from 1 to ${max}`);
+  }
   return n;
 }
 
 async function start(kind: 'release' | 'portIn', smId: string, o: StartFlags): Promise<void> {
   const interval = Number(o.interval);
   if (!(interval >= 100)) throw new InvalidInput('UsageError', '--interval is milliseconds, at least 100');
+  const concurrency = intFlag(o.concurrency, '--concurrency', BULK_LIMITS.concurrency);
+  const ratePerSecond = intFlag(o.rate, '--rate', BULK_LIMITS.ratePerSecond);
   const eids = readEids(o.eids);
-  const concurrency = intFlag(o.concurrency, '--concurrency');
-  const ratePerSecond = intFlag(o.rate, '--rate');
+  if (eids.length > BULK_LIMITS.eids) {
+    throw new InvalidInput(
+      'UsageError',
+      `--eids ${o.eids} lists ${eids.length} chips; one job takes at most ${BULK_LIMITS.eids}: split the file`,
+    );
+  }
   const client = operatorClient(o);
   const created = await client.post<BulkStatus>('/v1/bulk-transfers', {
     kind,
@@ -196,8 +234,14 @@ const startOptions = (cmd: Command): Command =>
   addOperatorFlags(
     cmd
       .requiredOption('--eids <file>', 'the EIDs: CSV (first column) or one per line')
-      .option('--concurrency <n>', 'transfers in flight at most (SM default 10)')
-      .option('--rate <n>', 'transfers started per second at most (SM default 10)')
+      .option(
+        '--concurrency <n>',
+        `transfers in flight at most, 1 to ${BULK_LIMITS.concurrency} (SM default 10)`,
+      )
+      .option(
+        '--rate <n>',
+        `transfers started per second at most, 1 to ${BULK_LIMITS.ratePerSecond} (SM default 10)`,
+      )
       .option(
         '--activation-code <code>',
         'one activation code for every transfer of the job (only its SHA-256 is kept)',

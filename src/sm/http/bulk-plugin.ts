@@ -7,6 +7,7 @@ import type { Server } from 'node:https';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type Static, Type } from 'typebox';
 import type { BulkJobStatus } from '../bulk/jobs.ts';
+import { BULK_LIMITS } from '../bulk/limits.ts';
 import { SmError } from '../errors.ts';
 import type { BulkItemRecord, BulkItemState } from '../store/types.ts';
 import type { SubscriptionManager } from '../subscription-manager.ts';
@@ -38,7 +39,7 @@ const CreateBody = Type.Object(
     kind: Type.Union([Type.Literal('release'), Type.Literal('portIn')]),
     eids: Type.Array(Type.String({ maxLength: 64 }), {
       minItems: 1,
-      maxItems: 200_000,
+      maxItems: BULK_LIMITS.eids,
       description: 'The chips, in the order they start (each checked: 32 digits, mod-97)',
     }),
     newSmId: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'release: the new SM' })),
@@ -46,12 +47,16 @@ const CreateBody = Type.Object(
       Type.String({ minLength: 1, maxLength: 255, description: 'portIn: the current SM' }),
     ),
     concurrency: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 10_000, description: 'Transfers in flight at most (default 10)' }),
+      Type.Integer({
+        minimum: 1,
+        maximum: BULK_LIMITS.concurrency,
+        description: 'Transfers in flight at most (default 10)',
+      }),
     ),
     ratePerSecond: Type.Optional(
       Type.Integer({
         minimum: 1,
-        maximum: 100_000,
+        maximum: BULK_LIMITS.ratePerSecond,
         description: 'Transfers started per second at most (default 10)',
       }),
     ),
@@ -173,6 +178,12 @@ const ITEM_STATES = new Set<string>(['pending', 'started', 'completed', 'failed'
 function itemStates(state: string | string[] | undefined): BulkItemState[] | undefined {
   if (state === undefined) return undefined;
   const states = [state].flat().flatMap((s) => s.split(',').filter((one) => one !== ''));
+  // `state=` names no state: refused, as for transfers, rather than read as "none" (an empty list).
+  if (states.length === 0) {
+    throw new SmError('InvalidInput', `state is empty: name one of ${[...ITEM_STATES].join(', ')}`, {
+      field: 'state',
+    });
+  }
   for (const s of states) {
     if (!ITEM_STATES.has(s)) {
       throw new SmError('InvalidInput', `state ${s} is not one of ${[...ITEM_STATES].join(', ')}`, {
