@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -157,6 +157,18 @@ describe('handover audit verify (SQLite)', () => {
       return true;
     });
     assert.equal(existsSync(join(dir, 'data', SQLITE_FILE)), false);
+  });
+
+  test('an empty file where the store belongs: StoreNotFound, and the file is left as it was', async () => {
+    const dir = join(tmp, 'cut-short');
+    mkdirSync(join(dir, 'data'), { recursive: true });
+    const path = join(dir, 'data', SQLITE_FILE);
+    writeFileSync(path, '');
+    await assert.rejects(verifyAuditLog(configIn(dir), NO_DATABASE_URL), { code: 'StoreNotFound' });
+    assert.equal(statSync(path).size, 0, 'not turned into a new store');
+    // An SM does not start on it either: it says what happened instead of starting empty.
+    await assert.rejects(openSqliteStore(path), { code: 'StoreError', message: /empty file/ });
+    assert.equal(statSync(path).size, 0);
   });
 });
 

@@ -10,7 +10,8 @@
  * one. What it cannot show on its own: entries cut off at the end (keep the last hash elsewhere,
  * e.g. GET /v1/audit, to compare).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import BetterSqlite3 from 'better-sqlite3';
 import type { Command } from 'commander';
 import { HandoverError } from '../protocol/errors.ts';
 import { chainAuditEntry, GENESIS_HASH } from '../sm/audit-chain.ts';
@@ -59,6 +60,26 @@ function breakAt(
   return undefined;
 }
 
+/**
+ * Whether the SQLite file exists and has an audit table, read only: verifying must not create or
+ * migrate a store where there is none (an empty file would otherwise pass as a store of 0 entries).
+ */
+function holdsAuditLog(path: string): boolean {
+  if (!existsSync(path) || statSync(path).size === 0) return false;
+  let db: BetterSqlite3.Database | undefined;
+  try {
+    db = new BetterSqlite3(path, { readonly: true, fileMustExist: true });
+    return (
+      db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").get() !== undefined
+    );
+  } catch {
+    // Not a database at all: openStore names the SQLite error.
+    return true;
+  } finally {
+    db?.close();
+  }
+}
+
 /** Walks the chain of the store `configFile` names; `env` decides the store as for `sm start`. */
 export async function verifyAuditLog(
   configFile: string,
@@ -66,7 +87,7 @@ export async function verifyAuditLog(
 ): Promise<AuditVerdict> {
   const config = readSmConfig(configFile);
   const location = storeLocation(config, env);
-  if ('sqlitePath' in location && !existsSync(location.sqlitePath)) {
+  if ('sqlitePath' in location && !holdsAuditLog(location.sqlitePath)) {
     throw new HandoverError(
       'StoreNotFound',
       `no store at ${location.sqlitePath}: check --config (its dataDir), or set DATABASE_URL for a PostgreSQL store`,

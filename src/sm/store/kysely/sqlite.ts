@@ -7,9 +7,11 @@
  * in between its statements. Transactions that queue up in one turn of the event loop, or while
  * a group runs, share the next COMMIT (group commit, group-queue.ts), each in its own SAVEPOINT.
  */
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { type Kysely, Kysely as KyselyDb, type SqliteDatabase, SqliteDialect } from 'kysely';
+import { HandoverError } from '../../../protocol/errors.ts';
 import type { StoreTx } from '../types.ts';
 import { Conn, type GroupMemo } from './conn.ts';
 import { GroupQueue, type Waiting } from './group-queue.ts';
@@ -230,6 +232,14 @@ function cachingDatabase(database: BetterSqlite3.Database): SqliteDatabase {
 
 /** Opens (creating if need be) the SQLite file at `path` and brings its schema up to date. */
 export async function openSqliteStore(path: string, o: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  // SQLite takes an empty file for a new database; where a store was, that is one cut short.
+  if (path !== ':memory:' && path !== '' && existsSync(path) && statSync(path).size === 0) {
+    throw new HandoverError(
+      'StoreError',
+      `${path} is an empty file, not a store (was it cut short?): restore it from a backup, or delete it to start a new, empty store`,
+      { path },
+    );
+  }
   const database = new BetterSqlite3(path);
   try {
     database.pragma(`busy_timeout = ${Math.max(0, Math.floor(o.busyTimeoutMs ?? 5000))}`);
