@@ -19,7 +19,7 @@ import { decodeChipInfo, encodeGetChipInfo } from '../protocol/asn1/info.ts';
 import { HandoverError, InvalidInput } from '../protocol/errors.ts';
 import { eidArg } from './args.ts';
 import { checkEidFile, streamEids } from './eid-file.ts';
-import { appendRelayState, readRelayStateFile } from './relay-state-file.ts';
+import { RelayStateWriter, readRelayStateFile } from './relay-state-file.ts';
 
 interface RunOptions {
   eid?: string;
@@ -126,7 +126,7 @@ async function runBatch(o: RunOptions): Promise<void> {
   const farm = await connectFarm(m[1]!, Number(m[2]), {
     connections: positive(o.connections, '--connections', 4),
   });
-  const homesFile = o.homes;
+  const homesWriter = o.homes === undefined ? undefined : new RelayStateWriter(o.homes);
   const total = { sweeps: 0, polled: 0, messages: 0, handovers: 0, failed: 0, pollFailures: 0 };
   const agent = new BatchDeviceAgent({
     sms: httpSmEndpoints(ca),
@@ -136,8 +136,8 @@ async function runBatch(o: RunOptions): Promise<void> {
       if (address === o.sm) homes.delete(eid);
       else homes.set(eid, address);
     },
-    ...(homesFile !== undefined && {
-      onRelayState: (chip: ChipRelayState) => appendRelayState(homesFile, chip),
+    ...(homesWriter !== undefined && {
+      onRelayState: (chip: ChipRelayState) => homesWriter.write(chip),
       resume: saved.resume,
     }),
     concurrency,
@@ -177,6 +177,7 @@ async function runBatch(o: RunOptions): Promise<void> {
     }
   } finally {
     farm.close();
+    homesWriter?.close();
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

@@ -3,7 +3,14 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { appendRelayState, readRelayStateFile } from './relay-state-file.ts';
+import type { ChipRelayState } from '../device/agent.ts';
+import { RelayStateWriter, readRelayStateFile } from './relay-state-file.ts';
+
+function appendRelayState(path: string, chip: ChipRelayState): void {
+  const w = new RelayStateWriter(path);
+  w.write(chip);
+  w.close();
+}
 
 const A = 'https://sm-a.example:9443';
 const B = 'https://sm-b.example:9443';

@@ -12,7 +12,7 @@
  * relays the chip to the SM it now belongs to. A torn last line (a crash while appending) is
  * left out with a warning; a bad line anywhere else is an error naming it.
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
 import type { ChipRelayState } from '../device/agent.ts';
 import { HandoverError } from '../protocol/errors.ts';
 
@@ -87,10 +87,30 @@ export function readRelayStateFile(path: string | undefined, defaultHome: string
   return { homes, resume, ...(tornLine !== undefined && { tornLine }) };
 }
 
-/** Appends the chip's home and held command as one line (synchronously: before the next step). */
-export function appendRelayState(path: string, chip: ChipRelayState): void {
+/** The line that records `chip`'s home and held command. */
+export function relayStateLine(chip: ChipRelayState): string {
   const held = chip.held
     ? { address: chip.held.address, command: Buffer.from(chip.held.command).toString('base64') }
     : null;
-  appendFileSync(path, `${JSON.stringify({ eid: chip.eid, sm: chip.home, held })}\n`);
+  return `${JSON.stringify({ eid: chip.eid, sm: chip.home, held })}\n`;
+}
+
+/**
+ * The file kept open for appending (one open, not one per line: the agent writes two lines per
+ * transfer). Each line is written whole with one write before the relay goes on.
+ */
+export class RelayStateWriter {
+  readonly #fd: number;
+
+  constructor(path: string) {
+    this.#fd = openSync(path, 'a');
+  }
+
+  write(chip: ChipRelayState): void {
+    writeSync(this.#fd, relayStateLine(chip));
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
 }
