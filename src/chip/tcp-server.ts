@@ -3,11 +3,28 @@
  * 2-byte big-endian length followed by one command APDU; the answer is framed the same way. One
  * connection = one card session (STORE DATA chaining and GET RESPONSE state live per connection).
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { HandoverError } from '../protocol/errors.ts';
 import { ChipCard } from './apdu.ts';
 import type { CommandProcessor } from './processor.ts';
 
 export const MAX_APDU = 261;
+
+/**
+ * The client side: a connected socket to host:port, or ChipUnreachable naming `what` (the
+ * chip, the chip farm). Once connected, errors are the caller's to handle.
+ */
+export function connectFramed(host: string, port: number, what: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port }, () => {
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (e) =>
+      reject(new HandoverError('ChipUnreachable', `cannot reach ${what} at ${host}:${port}: ${e.message}`)),
+    );
+  });
+}
 
 export function frame(payload: Uint8Array): Buffer {
   const out = Buffer.alloc(2 + payload.length);

@@ -3,8 +3,8 @@
  * A connection that fails (the chip server restarted, an answer timed out) is replaced by the
  * next transmit, so an agent goes on once its chip is back.
  */
-import { connect, type Socket } from 'node:net';
-import { frame } from '../chip/tcp-server.ts';
+import type { Socket } from 'node:net';
+import { connectFramed, FrameReader, frame } from '../chip/tcp-server.ts';
 import { HandoverError } from '../protocol/errors.ts';
 import type { Transmit } from './apdu-client.ts';
 
@@ -21,18 +21,14 @@ interface Waiting {
 /** One TCP connection to the chip: at most one APDU waiting for its answer. */
 class CardConnection {
   readonly #socket: Socket;
-  #buf = Buffer.alloc(0);
+  readonly #reader = new FrameReader();
   #waiting: Waiting | undefined;
   #dead = false;
 
   constructor(socket: Socket) {
     this.#socket = socket;
     socket.on('data', (chunk: Buffer) => {
-      this.#buf = Buffer.concat([this.#buf, chunk]);
-      if (this.#buf.length >= 2 && this.#buf.length >= 2 + this.#buf.readUInt16BE(0)) {
-        const n = this.#buf.readUInt16BE(0);
-        const payload = new Uint8Array(this.#buf.subarray(2, 2 + n));
-        this.#buf = this.#buf.subarray(2 + n);
+      for (const payload of this.#reader.push(chunk)) {
         const w = this.#waiting;
         this.#waiting = undefined;
         w?.resolve(payload);
@@ -87,18 +83,8 @@ class CardConnection {
 
 /** Connects to host:port; each transmit waits for one response frame, reconnecting first if needed. */
 export async function connectTcpCard(host: string, port: number, timeoutMs = 10_000): Promise<TcpCardLink> {
-  const open = (): Promise<CardConnection> =>
-    new Promise((resolve, reject) => {
-      const s = connect({ host, port }, () => {
-        s.removeAllListeners('error');
-        resolve(new CardConnection(s));
-      });
-      s.once('error', (e) =>
-        reject(
-          new HandoverError('ChipUnreachable', `cannot reach the chip at ${host}:${port}: ${e.message}`),
-        ),
-      );
-    });
+  const open = async (): Promise<CardConnection> =>
+    new CardConnection(await connectFramed(host, port, 'the chip'));
   let conn = await open();
   let reopening: Promise<CardConnection> | undefined;
   let closed = false;

@@ -57,6 +57,26 @@ export function checkProfileSwitch(p: ProfileSwitch): ProfileSwitch {
 }
 
 /** The configured operator `operatorId`; NotAuthorised for anyone else. */
+/**
+ * A state filter: at least one state, each one of `known` (the `what` names them in the refusal).
+ * Returns the states as the caller's type.
+ */
+export function checkStates<S extends string>(
+  states: readonly string[],
+  known: ReadonlySet<string>,
+  what: string,
+): S[] {
+  const unknown = states.filter((state) => !known.has(state));
+  if (states.length === 0 || unknown.length > 0) {
+    const given =
+      states.length === 0
+        ? 'state is empty'
+        : `no ${what} state ${unknown.map((v) => JSON.stringify(v)).join(', ')}`;
+    throw invalid('state', `${given}: the states are ${[...known].join(', ')}`);
+  }
+  return states as S[];
+}
+
 export function requireOperator(ctx: SmContext, operatorId: string): OperatorConfig {
   const op = ctx.operators.get(operatorId);
   if (!op)

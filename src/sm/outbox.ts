@@ -267,7 +267,7 @@ async function claimDue(tx: StoreTx, now: Date): Promise<Sendable[]> {
   const until = new Date(now.getTime() + OUTBOX_CLAIM_MS);
   const claimed: Sendable[] = [];
   for (const item of due) {
-    if (item.channel === 'device') continue;
+    if (item.channel === 'device') continue; // for the type: a dueAt listing holds no device item
     await tx.saveOutbox({ ...item, nextAttemptAt: until });
     claimed.push(item);
   }

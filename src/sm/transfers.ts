@@ -2,7 +2,7 @@
 import type { SmContext } from './config.ts';
 import { TRANSFER_STATES } from './domain/transfer-states.ts';
 import { SmError } from './errors.ts';
-import { checkEid, checkId, requireOperator } from './input.ts';
+import { checkEid, checkId, checkStates, requireOperator } from './input.ts';
 import type { AuditEntry } from './store/types.ts';
 import { type TransferView, transferView } from './views.ts';
 
@@ -32,16 +32,7 @@ export async function listTransfers(
   if (q.after !== undefined && q.limit === undefined) {
     throw new SmError('InvalidInput', 'after pages through transfers: give limit too', { field: 'after' });
   }
-  const unknownStates = (q.states ?? []).filter((state) => !TRANSFER_STATES.has(state));
-  if (q.states?.length === 0 || unknownStates.length > 0) {
-    const given =
-      q.states?.length === 0
-        ? 'state is empty'
-        : `no transfer state ${unknownStates.map((v) => JSON.stringify(v)).join(', ')}`;
-    throw new SmError('InvalidInput', `${given}: the states are ${[...TRANSFER_STATES].join(', ')}`, {
-      field: 'state',
-    });
-  }
+  if (q.states !== undefined) checkStates(q.states, TRANSFER_STATES, 'transfer');
   const { limit, after, ...filter } = q;
   if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_TRANSFER_PAGE)) {
     throw new SmError('InvalidInput', `limit is a whole number from 1 to ${MAX_TRANSFER_PAGE}`, {

@@ -9,9 +9,9 @@
  * without restarting the agent. After a failed attempt to connect, requests fail at once
  * (ChipUnreachable) for RECONNECT_BACKOFF_MS before the next attempt.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { HandoverError } from '../../protocol/errors.ts';
-import { FrameReader, frame } from '../tcp-server.ts';
+import { connectFramed, FrameReader, frame } from '../tcp-server.ts';
 import { farmRequest } from './farm-server.ts';
 
 export interface FarmLink {
@@ -187,16 +187,8 @@ export async function connectFarm(host: string, port: number, o: FarmLinkOptions
   if (!Number.isInteger(n) || n < 1) throw new RangeError('connections is a positive integer');
   const where = `${host}:${port}`;
   const timeoutMs = o.timeoutMs ?? 30_000;
-  const open = (): Promise<Lane> =>
-    new Promise((resolve, reject) => {
-      const s = connect({ host, port }, () => {
-        s.removeAllListeners('error');
-        resolve(new Lane(s, timeoutMs, where));
-      });
-      s.once('error', (e) =>
-        reject(new HandoverError('ChipUnreachable', `cannot reach the chip farm at ${where}: ${e.message}`)),
-      );
-    });
+  const open = async (): Promise<Lane> =>
+    new Lane(await connectFramed(host, port, 'the chip farm'), timeoutMs, where);
   const opened = await Promise.allSettled(Array.from({ length: n }, open));
   const lanes = opened.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');

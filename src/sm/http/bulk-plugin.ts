@@ -9,10 +9,11 @@ import { type Static, Type } from 'typebox';
 import type { BulkJobStatus } from '../bulk/jobs.ts';
 import { BULK_LIMITS } from '../bulk/limits.ts';
 import { SmError } from '../errors.ts';
-import type { BulkItemRecord, BulkItemState } from '../store/types.ts';
+import { checkStates } from '../input.ts';
+import { BULK_ITEM_STATES, type BulkItemRecord, type BulkItemState } from '../store/types.ts';
 import type { SubscriptionManager } from '../subscription-manager.ts';
 import { operatorOf } from './request-identity.ts';
-import { DateTime, IdSchema, NoBodySchema, responses } from './schemas.ts';
+import { DateTime, IdSchema, NoBodySchema, queryStates, responses } from './schemas.ts';
 
 export interface BulkPluginOptions {
   readonly sm: SubscriptionManager;
@@ -173,25 +174,12 @@ function itemJson(i: BulkItemRecord): Static<typeof ItemSchema> {
   };
 }
 
-const ITEM_STATES = new Set<string>(['pending', 'started', 'completed', 'failed', 'skipped']);
+const ITEM_STATES: ReadonlySet<string> = new Set(BULK_ITEM_STATES);
 
 function itemStates(state: string | string[] | undefined): BulkItemState[] | undefined {
-  if (state === undefined) return undefined;
-  const states = [state].flat().flatMap((s) => s.split(',').filter((one) => one !== ''));
-  // `state=` names no state: refused, as for transfers, rather than read as "none" (an empty list).
-  if (states.length === 0) {
-    throw new SmError('InvalidInput', `state is empty: name one of ${[...ITEM_STATES].join(', ')}`, {
-      field: 'state',
-    });
-  }
-  for (const s of states) {
-    if (!ITEM_STATES.has(s)) {
-      throw new SmError('InvalidInput', `state ${s} is not one of ${[...ITEM_STATES].join(', ')}`, {
-        field: 'state',
-      });
-    }
-  }
-  return states as BulkItemState[];
+  return state === undefined
+    ? undefined
+    : checkStates<BulkItemState>(queryStates(state), ITEM_STATES, 'item');
 }
 
 export const bulkPlugin: FastifyPluginAsyncTypebox<BulkPluginOptions, Server> = async (app, o) => {

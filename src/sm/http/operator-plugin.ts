@@ -27,6 +27,7 @@ import {
   ID_PATTERN,
   IdSchema,
   NoBodySchema,
+  queryStates,
   responses,
   TransferViewSchema,
   transferJson,
@@ -394,7 +395,7 @@ export const operatorPlugin: FastifyPluginAsyncTypebox<OperatorPluginOptions, Se
         ...(q.eid !== undefined && { eid: q.eid }),
         ...(q.direction !== undefined && { direction: q.direction }),
         ...(q.state !== undefined && {
-          states: [q.state].flat().flatMap((s) => s.split(',').filter((one) => one !== '')),
+          states: queryStates(q.state),
         }),
         ...(q.limit !== undefined && { limit: q.limit }),
         ...(q.after !== undefined && { after: q.after }),

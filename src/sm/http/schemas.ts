@@ -158,3 +158,8 @@ export function auditJson(a: AuditEntry): AuditJson {
     hash: a.hash,
   };
 }
+
+/** `state=a,b&state=c` as a list of states (empty names dropped; an empty list stays empty). */
+export function queryStates(state: string | readonly string[]): string[] {
+  return [state].flat().flatMap((s) => s.split(',').filter((one) => one !== ''));
+}
